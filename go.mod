@@ -1,0 +1,10 @@
+module posthorn
+
+go 1.26
+
+require (
+	go.etcd.io/bbolt v1.5.0
+	golang.org/x/sync v0.25.0
+)
+
+require golang.org/x/sys v0.47.0 // indirect
