@@ -1,0 +1,219 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// dialGreeted connects and reads the greeting.
+func dialGreeted(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	line, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "220 ") {
+		t.Fatalf("greeting %q, %v", line, err)
+	}
+	return c, br
+}
+
+func expectLine(t *testing.T, br *bufio.Reader, prefix string) string {
+	t.Helper()
+	line, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, prefix) {
+		t.Fatalf("want %q..., got %q, %v", prefix, line, err)
+	}
+	return line
+}
+
+// ROBUSTNESS: a 10 MB line without LF gets 500 5.5.2 and the connection is
+// closed; the server reads only a bounded amount of it.
+func TestHugeLineWithoutLF(t *testing.T) {
+	ts := startTestServer(t, Limits{}, nil)
+	c, br := dialGreeted(t, ts.addr)
+	defer c.Close()
+	go func() {
+		chunk := make([]byte, 64<<10)
+		for i := range chunk {
+			chunk[i] = 'A'
+		}
+		for sent := 0; sent < 10<<20; sent += len(chunk) {
+			if _, err := c.Write(chunk); err != nil {
+				return // the server closed: expected
+			}
+		}
+	}()
+	expectLine(t, br, "500 5.5.2 Line too long")
+	if _, err := br.ReadString('\n'); err == nil {
+		t.Fatal("connection still open after an over-long line")
+	}
+}
+
+// ROBUSTNESS: connections over the per-address cap get 421 4.7.0 at once.
+func TestPerIPConnectionCap(t *testing.T) {
+	ts := startTestServer(t, Limits{PerIPConnections: 3}, nil)
+	var conns []net.Conn
+	for range 3 {
+		c, _ := dialGreeted(t, ts.addr)
+		conns = append(conns, c)
+	}
+	c, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	if !strings.HasPrefix(line, "421 4.7.0 ") {
+		t.Fatalf("4th connection got %q, want 421 4.7.0", line)
+	}
+	c.Close()
+	// Closing one frees a place.
+	conns[0].Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for ts.srv.Sessions() > 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	c2, _ := dialGreeted(t, ts.addr)
+	c2.Close()
+	for _, c := range conns[1:] {
+		c.Close()
+	}
+}
+
+// Shutdown: an idle session gets 421 4.3.2 at once; a transaction in
+// flight finishes and gets its 250.
+func TestGracefulShutdown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	be := &fakeBackend{}
+	srv := New(Config{Hostname: "mx.example.org", Backend: be, Limits: Limits{ShutdownGrace: 5 * time.Second}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	addr := ln.Addr().String()
+
+	idle, idleR := dialGreeted(t, addr)
+	defer idle.Close()
+	busy, busyR := dialGreeted(t, addr)
+	defer busy.Close()
+	io.WriteString(busy, "EHLO c.example\r\nMAIL FROM:<a@remote.example>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n")
+	for {
+		if l := expectLine(t, busyR, ""); strings.HasPrefix(l, "354") {
+			break
+		}
+	}
+	io.WriteString(busy, "Subject: in flight\r\n\r\npart one\r\n")
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	expectLine(t, idleR, "421 4.3.2 ")
+	time.Sleep(100 * time.Millisecond)
+	io.WriteString(busy, "part two\r\n.\r\n")
+	expectLine(t, busyR, "250 2.0.0 OK queued as ")
+	expectLine(t, busyR, "421 4.3.2 ")
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	if n := len(be.stored()); n != 1 {
+		t.Fatalf("stored %d, want 1", n)
+	}
+	if _, err := net.Dial("tcp", addr); err == nil {
+		t.Fatal("listener still accepting after shutdown")
+	}
+}
+
+// Many sessions at once each get their own transaction.
+func TestConcurrentSessions(t *testing.T) {
+	ts := startTestServer(t, Limits{PerIPConnections: 100}, nil)
+	const n = 50
+	var wg sync.WaitGroup
+	errs := make(chan string, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", ts.addr)
+			if err != nil {
+				errs <- err.Error()
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			io.WriteString(c, "EHLO c.example\r\nMAIL FROM:<a@remote.example>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n")
+			br := bufio.NewReader(c)
+			for {
+				l, err := br.ReadString('\n')
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				if strings.HasPrefix(l, "354") {
+					break
+				}
+			}
+			io.WriteString(c, "Subject: "+strings.Repeat("x", i)+"\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+			l, _ := br.ReadString('\n')
+			if !strings.HasPrefix(l, "250 2.0.0 OK queued as ") {
+				errs <- "final reply " + l
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	if got := len(ts.backend.stored()); got != n {
+		t.Fatalf("stored %d, want %d", got, n)
+	}
+	ids := map[string]bool{}
+	for _, m := range ts.backend.stored() {
+		if ids[m.env.ID] {
+			t.Fatalf("queue ID %s used twice", m.env.ID)
+		}
+		ids[m.env.ID] = true
+	}
+}
+
+func TestQueueIDsAscend(t *testing.T) {
+	fixed := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	gen := NewQueueIDGenerator(func() time.Time { return fixed })
+	prev := ""
+	for range 1000 {
+		id := gen()
+		if len(id) != 13 || id <= prev {
+			t.Fatalf("id %q after %q: want 13 characters, strictly ascending", id, prev)
+		}
+		prev = id
+	}
+}
+
+func TestCountReceived(t *testing.T) {
+	for _, tc := range []struct {
+		msg  string
+		want int
+	}{
+		{"Received: a\r\nreceived: b\r\n\tcontinued\r\nRECEIVED:c\r\nSubject: x\r\n\r\nReceived: in body\r\n", 3},
+		{"Subject: x\r\n\r\n", 0},
+		{"", 0},
+		{"Received-SPF: pass\r\n\r\n", 0},
+		{"X-Received: a\r\nReceived: b", 1},
+	} {
+		if got := countReceived([]byte(tc.msg)); got != tc.want {
+			t.Errorf("countReceived(%q) = %d, want %d", tc.msg, got, tc.want)
+		}
+	}
+}

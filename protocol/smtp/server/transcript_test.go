@@ -1,0 +1,302 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"posthorn/protocol/smtp"
+)
+
+// Transcript files (testdata/transcripts/*.txt) hold one behaviour each:
+//
+//	# comment, usually the RFC section that decides the behaviour
+//	@limit name=value        set a Limits field before the session starts
+//	C: text                  send text + CRLF
+//	C| text                  send text exactly, Go escapes allowed (\r \n \x00), no CRLF added
+//	S: pattern               read one reply line; it must match (* matches any run of characters)
+//	S...: pattern            read reply lines until one matches
+//	TLS                      run the client TLS handshake on the connection
+//	CLOSED                   the server must have closed the connection
+//	SLEEP duration
+//	STORED n                 the backend must have received exactly n messages
+//	STORED-CONTAINS text     the last stored message must contain text (Go escapes allowed)
+//	STORED-NOT-CONTAINS text
+//
+// Every step has a deadline, so a server that hangs fails the test.
+
+// fakeBackend accepts mail for example.org (users alice, bob, postmaster)
+// and records what it would deliver.
+type fakeBackend struct {
+	mu       sync.Mutex
+	messages []fakeMessage
+	failNext error
+}
+
+type fakeMessage struct {
+	env *Envelope
+	msg []byte
+}
+
+func (b *fakeBackend) Mail(ctx context.Context, s *SessionInfo, from smtp.Path, p smtp.MailParams) error {
+	if from.Local == "lowdisk" {
+		return smtp.R(smtp.CodeInsufficient, smtp.EnhSystemFull, "Insufficient system storage")
+	}
+	return nil
+}
+
+func (b *fakeBackend) Rcpt(ctx context.Context, s *SessionInfo, from, to smtp.Path) error {
+	if to.Postmaster {
+		return nil
+	}
+	if to.Domain != "example.org" {
+		return smtp.R(smtp.CodeFailed, smtp.EnhDeliveryNotAuth, "Relay access denied")
+	}
+	switch to.Local {
+	case "alice", "bob", "postmaster", "diskfull":
+		return nil
+	}
+	return smtp.R(smtp.CodeMailboxUnavail, smtp.EnhBadDestMailbox, "No such user here")
+}
+
+func (b *fakeBackend) Deliver(ctx context.Context, env *Envelope, msg []byte) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, r := range env.Rcpts {
+		if r.Path.Local == "diskfull" {
+			return smtp.R(smtp.CodeLocalError, smtp.EnhSystemOther, "Local error in processing, try again later")
+		}
+	}
+	b.messages = append(b.messages, fakeMessage{env: env, msg: append([]byte(nil), msg...)})
+	return nil
+}
+
+func (b *fakeBackend) stored() []fakeMessage {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]fakeMessage(nil), b.messages...)
+}
+
+// testServer runs a Server on a loopback listener for one test.
+type testServer struct {
+	srv     *Server
+	backend *fakeBackend
+	addr    string
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+func startTestServer(t testing.TB, limits Limits, tlsConfig *tls.Config) *testServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	be := &fakeBackend{}
+	srv := New(Config{
+		Hostname: "mx.example.org",
+		Backend:  be,
+		TLS:      tlsConfig,
+		Limits:   limits,
+		Now:      func() time.Time { return time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC) },
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	ts := &testServer{srv: srv, backend: be, addr: ln.Addr().String(), cancel: cancel, done: make(chan error, 1)}
+	go func() { ts.done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-ts.done:
+		case <-time.After(10 * time.Second):
+			t.Error("server did not stop within 10s")
+		}
+	})
+	return ts
+}
+
+func TestTranscripts(t *testing.T) {
+	files, err := filepath.Glob("testdata/transcripts/*.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no transcripts found")
+	}
+	tlsConfig := testTLSConfig(t)
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
+			t.Parallel()
+			runTranscript(t, file, tlsConfig)
+		})
+	}
+}
+
+func runTranscript(t *testing.T, file string, tlsConfig *tls.Config) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(data), "\n")
+	limits := Limits{ErrorDelay: time.Millisecond}
+	for _, line := range lines {
+		if name, ok := strings.CutPrefix(line, "@limit "); ok {
+			setLimit(t, &limits, name)
+		}
+	}
+	ts := startTestServer(t, limits, tlsConfig)
+	conn, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var c net.Conn = conn
+	br := bufio.NewReader(c)
+	for i, line := range lines {
+		where := fmt.Sprintf("%s:%d", file, i+1)
+		line = strings.TrimRight(line, "\r")
+		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "@") {
+			continue
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		switch {
+		case line == "C:" || strings.HasPrefix(line, "C: "):
+			if _, err := io.WriteString(c, strings.TrimPrefix(line[2:], " ")+"\r\n"); err != nil {
+				t.Fatalf("%s: write: %v", where, err)
+			}
+		case strings.HasPrefix(line, "C| "):
+			raw, err := strconv.Unquote(`"` + line[3:] + `"`)
+			if err != nil {
+				t.Fatalf("%s: bad escape: %v", where, err)
+			}
+			if _, err := io.WriteString(c, raw); err != nil {
+				t.Fatalf("%s: write: %v", where, err)
+			}
+		case strings.HasPrefix(line, "S: "):
+			got, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("%s: want %q, read error %v (got %q)", where, line[3:], err, got)
+			}
+			got = strings.TrimRight(got, "\r\n")
+			if !globMatch(line[3:], got) {
+				t.Fatalf("%s: want %q, got %q", where, line[3:], got)
+			}
+		case strings.HasPrefix(line, "S...: "):
+			pat := line[6:]
+			for {
+				got, err := br.ReadString('\n')
+				if err != nil {
+					t.Fatalf("%s: want %q, read error %v", where, pat, err)
+				}
+				if globMatch(pat, strings.TrimRight(got, "\r\n")) {
+					break
+				}
+			}
+		case line == "TLS":
+			if br.Buffered() > 0 {
+				t.Fatalf("%s: unread server data before TLS", where)
+			}
+			tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true, ServerName: "mx.example.org"})
+			if err := tc.Handshake(); err != nil {
+				t.Fatalf("%s: TLS handshake: %v", where, err)
+			}
+			c = tc
+			br = bufio.NewReader(c)
+		case line == "CLOSED":
+			got, err := br.ReadString('\n')
+			if err == nil || (!errors.Is(err, io.EOF) && !isReset(err)) {
+				t.Fatalf("%s: want connection closed, got %q, %v", where, got, err)
+			}
+		case strings.HasPrefix(line, "SLEEP "):
+			d, err := time.ParseDuration(line[6:])
+			if err != nil {
+				t.Fatalf("%s: %v", where, err)
+			}
+			time.Sleep(d)
+		case strings.HasPrefix(line, "STORED "):
+			want, _ := strconv.Atoi(line[7:])
+			if got := len(ts.backend.stored()); got != want {
+				t.Fatalf("%s: stored %d messages, want %d", where, got, want)
+			}
+		case strings.HasPrefix(line, "STORED-CONTAINS "), strings.HasPrefix(line, "STORED-NOT-CONTAINS "):
+			neg := strings.HasPrefix(line, "STORED-NOT")
+			_, arg, _ := strings.Cut(line, " ")
+			text, err := strconv.Unquote(`"` + arg + `"`)
+			if err != nil {
+				t.Fatalf("%s: bad escape: %v", where, err)
+			}
+			msgs := ts.backend.stored()
+			if len(msgs) == 0 {
+				t.Fatalf("%s: nothing stored", where)
+			}
+			last := string(msgs[len(msgs)-1].msg)
+			if strings.Contains(last, text) == neg {
+				t.Fatalf("%s: stored message contains %q = %v, want %v; message:\n%s", where, text, !neg, !neg, last)
+			}
+		default:
+			t.Fatalf("%s: unknown transcript line %q", where, line)
+		}
+	}
+}
+
+func isReset(err error) bool {
+	var ne *net.OpError
+	return errors.As(err, &ne)
+}
+
+// globMatch matches s against pattern where * matches any run of characters.
+func globMatch(pattern, s string) bool {
+	parts := strings.Split(pattern, "*")
+	if len(parts) == 1 {
+		return pattern == s
+	}
+	if !strings.HasPrefix(s, parts[0]) {
+		return false
+	}
+	s = s[len(parts[0]):]
+	for _, p := range parts[1 : len(parts)-1] {
+		i := strings.Index(s, p)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(p):]
+	}
+	return strings.HasSuffix(s, parts[len(parts)-1])
+}
+
+func setLimit(t *testing.T, l *Limits, kv string) {
+	name, value, _ := strings.Cut(kv, "=")
+	n, err := strconv.ParseInt(value, 10, 64)
+	d, derr := time.ParseDuration(value)
+	switch name {
+	case "MessageSize":
+		l.MessageSize = n
+	case "Recipients":
+		l.Recipients = int(n)
+	case "TextLine":
+		l.TextLine = int(n)
+	case "SoftErrors":
+		l.SoftErrors = int(n)
+	case "HardErrors":
+		l.HardErrors = int(n)
+	case "CommandTimeout":
+		l.CommandTimeout, err = d, derr
+	case "DataBlockTimeout":
+		l.DataBlockTimeout, err = d, derr
+	default:
+		t.Fatalf("unknown limit %q", name)
+	}
+	if err != nil {
+		t.Fatalf("limit %s: %v", kv, err)
+	}
+}
