@@ -92,11 +92,14 @@
 //
 // Writes go through a Committer (group commit): concurrent operations on
 // one file share one transaction and one fsync, and a write returns only
-// after its commit. If a commit fails, the whole Store fails: every later
-// write returns ErrStoreFailed until a restart, because after an fsync
-// error the kernel may have dropped the dirty pages and a later success
-// would prove nothing. Reads use read-only transactions and never wait for
-// writers.
+// after its commit. A commit that fails for lack of space (ENOSPC, EDQUOT)
+// fails only its own batch: the page writes failed before the meta page
+// that would publish them, so the file is still the last good commit, and
+// writes succeed again once space is freed. Any other commit error fails
+// the whole Store: every later write returns ErrStoreFailed until a
+// restart, because after an fsync error the kernel may have dropped the
+// dirty pages and a later success would prove nothing. Reads use read-only
+// transactions and never wait for writers.
 //
 // # Change feed
 //

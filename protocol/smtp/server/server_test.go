@@ -217,3 +217,86 @@ func TestCountReceived(t *testing.T) {
 		}
 	}
 }
+
+// ROBUSTNESS: a flood from one address over its cap does not stop another
+// address from being served.
+func TestOtherAddressServedDuringFlood(t *testing.T) {
+	ts := startTestServer(t, Limits{PerIPConnections: 5}, nil)
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for range 5 {
+		c, _ := dialGreeted(t, ts.addr)
+		held = append(held, c)
+	}
+	for range 20 {
+		c, err := net.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		c.Close()
+		if !strings.HasPrefix(line, "421 4.7.0 ") {
+			t.Fatalf("flood connection got %q", line)
+		}
+	}
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	c, err := d.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Skipf("cannot bind 127.0.0.2: %v", err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	expectLine(t, br, "220 ")
+	io.WriteString(c, "EHLO other.example\r\nMAIL FROM:<x@remote.example>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n")
+	for {
+		if l := expectLine(t, br, ""); strings.HasPrefix(l, "354") {
+			break
+		} else if !strings.HasPrefix(l, "250") {
+			t.Fatalf("unexpected %q", l)
+		}
+	}
+	io.WriteString(c, "x\r\n.\r\n")
+	expectLine(t, br, "250 2.0.0 ")
+}
+
+// ROBUSTNESS: huge headers and deep MIME nesting are stored without the
+// server parsing them into unbounded structures: 100k address header lines
+// (about 1 MB of header) and a MIME tree 10k deep are accepted.
+func TestHugeHeadersAndDeepMIME(t *testing.T) {
+	ts := startTestServer(t, Limits{}, nil)
+	var big strings.Builder
+	for i := range 100000 {
+		big.WriteString("To: user")
+		big.WriteString(strings.Repeat("x", i%7))
+		big.WriteString("@example.org\r\n")
+	}
+	big.WriteString("\r\nbody\r\n")
+	var deep strings.Builder
+	for i := range 10000 {
+		deep.WriteString("Content-Type: multipart/mixed; boundary=b")
+		deep.WriteString(strings.Repeat("z", i%3))
+		deep.WriteString("\r\n\r\n--b\r\n")
+	}
+	deep.WriteString("\r\nleaf\r\n")
+	for _, msg := range []string{big.String(), deep.String()} {
+		c, br := dialGreeted(t, ts.addr)
+		io.WriteString(c, "EHLO c.example\r\nMAIL FROM:<a@remote.example>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n")
+		for {
+			if l := expectLine(t, br, ""); strings.HasPrefix(l, "354") {
+				break
+			}
+		}
+		io.WriteString(c, msg+".\r\n")
+		expectLine(t, br, "250 2.0.0 ")
+		c.Close()
+	}
+	if n := len(ts.backend.stored()); n != 2 {
+		t.Fatalf("stored %d, want 2", n)
+	}
+}
