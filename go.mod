@@ -1,6 +1,6 @@
 module posthorn
 
-go 1.26
+go 1.26.0
 
 require (
 	go.etcd.io/bbolt v1.5.0
