@@ -45,6 +45,9 @@ func (s *session) hello(arg string, esmtp bool) error {
 	if s.srv.cfg.TLS != nil && s.info.TLS == nil {
 		lines = append(lines, "STARTTLS") // RFC 3207
 	}
+	if s.authOffered() && s.info.Account == "" {
+		lines = append(lines, "AUTH "+strings.Join(s.authMechanisms(), " ")) // RFC 4954 3
+	}
 	lines = append(lines, "HELP")
 	s.reply(smtp.Reply{Code: smtp.CodeOK, Text: strings.Join(lines, "\n")})
 	return nil
@@ -66,8 +69,8 @@ func (s *session) cmdMAIL(arg string) error {
 	if params.Body == "BINARYMIME" {
 		return smtp.R(smtp.CodeParamsUnknown, smtp.EnhInvalidArgs, "BODY=BINARYMIME not supported")
 	}
-	// RFC 4954 5: an AUTH= parameter from a client that has not authenticated
-	// must not be trusted; we keep no record of it.
+	// RFC 4954 5: an AUTH= parameter is not trusted from anyone; the
+	// authenticated identity is in SessionInfo.Account.
 	params.Auth = ""
 	ctx, cancel := s.commandContext()
 	defer cancel()
@@ -196,6 +199,7 @@ func (s *session) cmdSTARTTLS(arg string) error {
 	s.state = stateConnected
 	s.info.Helo = ""
 	s.info.ESMTP = false
+	s.info.Account = ""
 	s.info.TLS = &st
 	return nil
 }

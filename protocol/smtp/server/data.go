@@ -183,6 +183,14 @@ func (s *session) finishMessage(msg []byte, hdrLen int) error {
 		s.logTransaction(tx, size, r)
 		return r
 	}
+	if s.srv.cfg.Submission {
+		if add := s.submissionHeaders(msg[hdrLen:]); add != "" {
+			full := make([]byte, 0, len(msg)+len(add))
+			full = append(full, msg[:hdrLen]...)
+			full = append(full, add...)
+			msg = append(full, msg[hdrLen:]...)
+		}
+	}
 	env := &Envelope{
 		ID:       tx.id,
 		Session:  s.info,
@@ -261,6 +269,9 @@ func (s *session) withProtocol() string {
 	if s.info.TLS != nil {
 		p += "S"
 	}
+	if s.info.Account != "" {
+		p += "A"
+	}
 	return p
 }
 
@@ -290,21 +301,11 @@ func (s *session) logTransaction(tx *transaction, size int, r smtp.Reply) {
 // countReceived counts the Received fields in the header section of msg.
 func countReceived(msg []byte) int {
 	n := 0
-	for len(msg) > 0 {
-		i := bytes.IndexByte(msg, '\n')
-		var line []byte
-		if i < 0 {
-			line, msg = msg, nil
-		} else {
-			line, msg = msg[:i], msg[i+1:]
-		}
-		if len(line) == 0 || (len(line) == 1 && line[0] == '\r') {
-			break // end of the header section
-		}
-		if len(line) >= 9 && strings.EqualFold(string(line[:9]), "received:") {
+	forEachHeaderName(msg, func(name []byte) {
+		if strings.EqualFold(string(name), "received") {
 			n++
 		}
-	}
+	})
 	return n
 }
 
@@ -323,4 +324,51 @@ func addressLiteral(ap netip.AddrPort) string {
 		return "[" + a.String() + "]"
 	}
 	return "[IPv6:" + a.String() + "]"
+}
+
+// submissionHeaders returns the Date and Message-ID fields a submitted
+// message lacks. RFC 6409 8.2, 8.3: the MSA may add them; RFC 5322 3.6
+// requires Date and recommends Message-ID.
+func (s *session) submissionHeaders(content []byte) string {
+	hasDate, hasID := false, false
+	forEachHeaderName(content, func(name []byte) {
+		switch {
+		case strings.EqualFold(string(name), "date"):
+			hasDate = true
+		case strings.EqualFold(string(name), "message-id"):
+			hasID = true
+		}
+	})
+	var b strings.Builder
+	if !hasDate {
+		b.WriteString("Date: " + s.tx.start.Format(time.RFC1123Z) + "\r\n")
+	}
+	if !hasID {
+		b.WriteString("Message-ID: <" + strings.ToLower(s.tx.id) + "@" + s.srv.cfg.Hostname + ">\r\n")
+	}
+	return b.String()
+}
+
+// forEachHeaderName calls fn with the name of each field of the header
+// section of msg (continuation lines skipped).
+func forEachHeaderName(msg []byte, fn func(name []byte)) {
+	for len(msg) > 0 {
+		i := bytes.IndexByte(msg, '\n')
+		var line []byte
+		if i < 0 {
+			line, msg = msg, nil
+		} else {
+			line, msg = msg[:i], msg[i+1:]
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) == 0 {
+			return // end of the header section
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			continue
+		}
+		if j := bytes.IndexByte(line, ':'); j > 0 {
+			fn(bytes.TrimRight(line[:j], " \t"))
+		}
+	}
 }

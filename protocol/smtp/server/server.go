@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"posthorn/protocol/sasl"
 	"posthorn/protocol/smtp"
 )
 
@@ -68,7 +69,7 @@ func DefaultLimits() Limits {
 		DataBlockTimeout:    3 * time.Minute,
 		DataTimeout:         10 * time.Minute,
 		TLSHandshakeTimeout: 30 * time.Second,
-		PerIPConnections:    20,
+		PerIPConnections:    50,
 		Connections:         1000,
 		ShutdownGrace:       30 * time.Second,
 	}
@@ -128,6 +129,7 @@ type SessionInfo struct {
 	Helo       string         // the EHLO/HELO argument
 	ESMTP      bool           // EHLO rather than HELO
 	TLS        *tls.ConnectionState
+	Account    string // the authenticated account (RFC 4954), "" before AUTH
 }
 
 // RcptTo is one accepted recipient with its DSN parameters.
@@ -164,10 +166,21 @@ type Config struct {
 	Listener string // the name of this listener for logs and SessionInfo
 	Backend  Backend
 	// TLS enables STARTTLS when set.
-	TLS    *tls.Config
-	Limits Limits
-	Logger *slog.Logger
-	Now    func() time.Time
+	TLS *tls.Config
+	// Submission makes this a message submission service (RFC 6409): AUTH is
+	// required before MAIL (RFC 4954 6: 530 5.7.0), and Date and Message-ID
+	// are added when missing (RFC 6409 8.2, 8.3).
+	Submission bool
+	// Auth enables AUTH (RFC 4954) with these credentials; nil disables it.
+	Auth sasl.Credentials
+	// Limiter slows repeated authentication failures; may be nil.
+	Limiter *sasl.Limiter
+	// AllowPlaintextAuth permits PLAIN and LOGIN without TLS from
+	// non-loopback clients (allow_plaintext_auth).
+	AllowPlaintextAuth bool
+	Limits             Limits
+	Logger             *slog.Logger
+	Now                func() time.Time
 	// NewID returns a fresh queue ID; nil uses the built-in generator.
 	NewID func() string
 	// Trace, when set, receives a copy of all traffic ("C: " and "S: " lines);
@@ -190,6 +203,10 @@ type Server struct {
 	total    int
 	closing  atomic.Bool
 	wg       sync.WaitGroup
+
+	// loopbackIsRemote lets tests, which can only connect from loopback,
+	// see the rules for remote clients.
+	loopbackIsRemote bool
 }
 
 // New returns a server for cfg.

@@ -84,7 +84,13 @@ var commandTable = map[string]command{
 	"EXPN":     {handle: (*session).cmdEXPN, allowed: anyState},
 	"HELP":     {handle: (*session).cmdHELP, allowed: anyState},
 	"STARTTLS": {handle: (*session).cmdSTARTTLS, allowed: setOf(stateConnected, stateReady)},
+	"AUTH":     {handle: (*session).cmdAUTH, allowed: setOf(stateReady)},
 }
+
+// needsAuth are the commands that submission refuses before AUTH.
+// RFC 4954 6: 530 for any command other than AUTH, EHLO, HELO, NOOP, RSET
+// or QUIT when policy requires authentication.
+var needsAuth = map[string]bool{"MAIL": true, "RCPT": true, "DATA": true, "BDAT": true, "VRFY": true}
 
 // errCloseSession ends the session after the reply already written.
 var errCloseSession = errors.New("close session")
@@ -99,6 +105,8 @@ type session struct {
 	state  state
 	errors int // error replies so far (RFC 5321 4.1.4 does not bound them; we do)
 	first  bool
+	// authFailures counts failed AUTH commands of this session.
+	authFailures int
 
 	// The transaction (reset by RSET, EHLO, HELO, and after each message).
 	tx *transaction
@@ -133,15 +141,6 @@ func newSession(srv *Server, conn net.Conn, remote netip.AddrPort) *session {
 	s.r = textline.NewReader(rw, 8192)
 	s.w = bufio.NewWriterSize(rw, 4096)
 	s.info = SessionInfo{Listener: srv.cfg.Listener, RemoteAddr: remote}
-	if tc, ok := conn.(*tls.Conn); ok {
-		// Implicit TLS (RFC 8314 3.3): the handshake happens on the first read;
-		// do it now so that SessionInfo knows.
-		tc.SetDeadline(time.Now().Add(srv.limits.TLSHandshakeTimeout))
-		if err := tc.Handshake(); err == nil {
-			st := tc.ConnectionState()
-			s.info.TLS = &st
-		}
-	}
 	return s
 }
 
@@ -176,10 +175,17 @@ func (s *session) run(ctx context.Context) {
 			s.flush()
 		}
 	}()
-	if s.info.TLS == nil {
-		if _, ok := s.conn.(*tls.Conn); ok {
-			return // implicit TLS handshake failed
+	if tc, ok := s.conn.(*tls.Conn); ok {
+		// Implicit TLS (RFC 8314 3.3): the handshake comes before the
+		// greeting; done here so that SessionInfo knows, and in the
+		// session's goroutine so that a slow client cannot stall Accept.
+		tc.SetDeadline(time.Now().Add(s.srv.limits.TLSHandshakeTimeout))
+		if err := tc.Handshake(); err != nil {
+			s.srv.log.Info("smtp tls handshake failed", "listener", s.info.Listener, "remote", s.info.RemoteAddr.String(), "err", err)
+			return
 		}
+		st := tc.ConnectionState()
+		s.info.TLS = &st
 	}
 	// RFC 5321 4.2: the greeting. No ESMTP keyword is required, but it is customary.
 	s.reply(smtp.Reply{Code: smtp.CodeReady, Text: s.srv.cfg.Hostname + " ESMTP Posthorn"})
@@ -190,7 +196,7 @@ func (s *session) run(ctx context.Context) {
 			return
 		}
 		s.conn.SetDeadline(time.Now().Add(s.srv.limits.CommandTimeout))
-		line, err := s.r.ReadLine(s.srv.limits.CommandLine)
+		line, err := s.r.ReadLine(s.lineLimit())
 		if s.setBusy(true) {
 			if err == nil && s.state == stateConnected {
 				// Nothing to finish for a client that has not begun.
@@ -218,6 +224,15 @@ func (s *session) run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// lineLimit is the longest command line read: the RFC 5321 limit, or the
+// RFC 4954 AUTH limit where AUTH is offered (the verb decides afterwards).
+func (s *session) lineLimit() int {
+	if s.authOffered() {
+		return max(authLineLimit, s.srv.limits.CommandLine)
+	}
+	return s.srv.limits.CommandLine
 }
 
 func (s *session) shutdownReply() {
@@ -252,10 +267,18 @@ func (s *session) dispatch(ctx context.Context, line []byte) error {
 	if err != nil {
 		return s.fail(err, first)
 	}
+	if len(line) > s.srv.limits.CommandLine && cmd.Verb != "AUTH" {
+		// Read whole because AUTH lines may be longer (RFC 4954 4), so the
+		// session is still in sync: refuse the command, keep the session.
+		return s.fail(smtp.R(smtp.CodeSyntax, smtp.EnhSyntaxError, "Line too long"), first)
+	}
 	c, ok := commandTable[cmd.Verb]
 	if !ok {
 		// RFC 5321 4.2.4: 500 for an unrecognised command.
 		return s.fail(smtp.R(smtp.CodeSyntax, smtp.EnhInvalidCommand, "Command not recognized"), first)
+	}
+	if s.srv.cfg.Submission && s.info.Account == "" && needsAuth[cmd.Verb] && s.state != stateConnected {
+		return s.fail(smtp.R(smtp.CodeAuthRequired, smtp.EnhSecurityOther, "Authentication required"), false)
 	}
 	if !c.allowed.has(s.state) {
 		return s.fail(s.sequenceError(cmd.Verb), false)

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"posthorn/protocol/sasl"
 	"posthorn/protocol/smtp"
 )
 
@@ -23,6 +24,9 @@ import (
 //
 //	# comment, usually the RFC section that decides the behaviour
 //	@limit name=value        set a Limits field before the session starts
+//	@submission              a submission server (AUTH required; alice@example.org / secret)
+//	@loopback-is-remote      treat the loopback client as remote (plaintext AUTH needs TLS)
+//	@limiter                 slow repeated authentication failures
 //	C: text                  send text + CRLF
 //	C| text                  send text exactly, Go escapes allowed (\r \n \x00), no CRLF added
 //	S: pattern               read one reply line; it must match (* matches any run of characters)
@@ -50,6 +54,9 @@ type fakeMessage struct {
 }
 
 func (b *fakeBackend) Mail(ctx context.Context, s *SessionInfo, from smtp.Path, p smtp.MailParams) error {
+	if s.Account != "" && from.String() != s.Account {
+		return smtp.R(smtp.CodeBadMailboxName, smtp.EnhDeliveryNotAuth, "Sender address not owned by the authenticated account")
+	}
 	if from.Local == "lowdisk" {
 		return smtp.R(smtp.CodeInsufficient, smtp.EnhSystemFull, "Insufficient system storage")
 	}
@@ -57,8 +64,8 @@ func (b *fakeBackend) Mail(ctx context.Context, s *SessionInfo, from smtp.Path, 
 }
 
 func (b *fakeBackend) Rcpt(ctx context.Context, s *SessionInfo, from, to smtp.Path) error {
-	if to.Postmaster {
-		return nil
+	if to.Postmaster || s.Account != "" {
+		return nil // authenticated clients may relay
 	}
 	if to.Domain != "example.org" {
 		return smtp.R(smtp.CodeFailed, smtp.EnhDeliveryNotAuth, "Relay access denied")
@@ -97,20 +104,58 @@ type testServer struct {
 	done    chan error
 }
 
+// fakeCredentials knows one user, alice@example.org with password "secret".
+type fakeCredentials struct{}
+
+func (fakeCredentials) Verify(ctx context.Context, user, pass string) (string, error) {
+	if user == "alice@example.org" && pass == "secret" {
+		return user, nil
+	}
+	return "", sasl.ErrAuthFailed
+}
+
+func (fakeCredentials) SCRAM(ctx context.Context, user string) (sasl.SCRAMVerifier, string, error) {
+	if user != "alice@example.org" {
+		return sasl.SCRAMVerifier{Iterations: 4096}, "", sasl.ErrUnknownUser
+	}
+	return sasl.NewSCRAMVerifier("secret", []byte("0123456789abcdef"), 4096), user, nil
+}
+
+// serverOptions are the transcript's @ lines beyond limits.
+type serverOptions struct {
+	submission       bool
+	loopbackIsRemote bool
+	limiter          bool
+}
+
 func startTestServer(t testing.TB, limits Limits, tlsConfig *tls.Config) *testServer {
+	return startTestServerWith(t, limits, tlsConfig, serverOptions{})
+}
+
+func startTestServerWith(t testing.TB, limits Limits, tlsConfig *tls.Config, opts serverOptions) *testServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	be := &fakeBackend{}
-	srv := New(Config{
+	cfg := Config{
 		Hostname: "mx.example.org",
 		Backend:  be,
 		TLS:      tlsConfig,
 		Limits:   limits,
 		Now:      func() time.Time { return time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC) },
-	})
+	}
+	if opts.submission {
+		cfg.Listener = "submission"
+		cfg.Submission = true
+		cfg.Auth = fakeCredentials{}
+	}
+	if opts.limiter {
+		cfg.Limiter = sasl.NewLimiter(time.Now)
+	}
+	srv := New(cfg)
+	srv.loopbackIsRemote = opts.loopbackIsRemote
 	ctx, cancel := context.WithCancel(context.Background())
 	ts := &testServer{srv: srv, backend: be, addr: ln.Addr().String(), cancel: cancel, done: make(chan error, 1)}
 	go func() { ts.done <- srv.Serve(ctx, ln) }()
@@ -149,12 +194,22 @@ func runTranscript(t *testing.T, file string, tlsConfig *tls.Config) {
 	}
 	lines := strings.Split(string(data), "\n")
 	limits := Limits{ErrorDelay: time.Millisecond}
+	var opts serverOptions
 	for _, line := range lines {
-		if name, ok := strings.CutPrefix(line, "@limit "); ok {
-			setLimit(t, &limits, name)
+		switch line = strings.TrimRight(line, "\r"); {
+		case strings.HasPrefix(line, "@limit "):
+			setLimit(t, &limits, strings.TrimPrefix(line, "@limit "))
+		case line == "@submission":
+			opts.submission = true
+		case line == "@loopback-is-remote":
+			opts.loopbackIsRemote = true
+		case line == "@limiter":
+			opts.limiter = true
+		case strings.HasPrefix(line, "@"):
+			t.Fatalf("unknown option %q", line)
 		}
 	}
-	ts := startTestServer(t, limits, tlsConfig)
+	ts := startTestServerWith(t, limits, tlsConfig, opts)
 	conn, err := net.Dial("tcp", ts.addr)
 	if err != nil {
 		t.Fatal(err)
