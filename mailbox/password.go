@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -161,4 +162,42 @@ func (c *credCache) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.entries)
+}
+
+// SCRAMSecret is what SCRAM-SHA-256 (RFC 5802, RFC 7677) needs of an
+// account. The stored hash is PBKDF2-HMAC-SHA256(password, salt, i, 32),
+// which is exactly SCRAM-SHA-256's SaltedPassword (RFC 5802 3: Hi() is
+// PBKDF2 with HMAC), so SCRAM works from the same hash as PLAIN and LOGIN.
+type SCRAMSecret struct {
+	Account        string
+	Salt           []byte
+	Iterations     int
+	SaltedPassword []byte
+}
+
+// SCRAMSecret returns the SCRAM secret of addr. For an unknown user (or one
+// whose login is disabled) it returns ErrNoSuchUser with Iterations set to
+// what a new account would use, so that the exchange with a fake verifier
+// looks the same as with a real one.
+func (s *Store) SCRAMSecret(addr string) (SCRAMSecret, error) {
+	unknown := SCRAMSecret{Iterations: s.iterations}
+	user, err := NormalizeAddress(addr)
+	if err != nil {
+		return unknown, ErrNoSuchUser
+	}
+	rec, err := s.lookupAccount(user)
+	if err != nil {
+		if errors.Is(err, ErrNoSuchUser) {
+			return unknown, ErrNoSuchUser
+		}
+		return SCRAMSecret{}, err
+	}
+	if rec.hash == "" {
+		return unknown, ErrNoSuchUser
+	}
+	p, err := parsePasswordHash(rec.hash)
+	if err != nil || len(p.key) != sha256.Size {
+		return unknown, ErrNoSuchUser
+	}
+	return SCRAMSecret{Account: user, Salt: p.salt, Iterations: p.iterations, SaltedPassword: p.key}, nil
 }

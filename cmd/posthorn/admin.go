@@ -49,7 +49,15 @@ var errNoServer = errors.New("no server running")
 // adminCommand runs a user or alias command.
 func adminCommand(cfg *Config, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	req := adminRequest{Args: args}
-	if needsPassword(args) {
+	if args[0] == "sendmail" {
+		msg, err := readStdin(stdin, cfg.MessageSizeLimit)
+		if err != nil {
+			fmt.Fprintln(stderr, "posthorn sendmail:", err)
+			return 1
+		}
+		req.Stdin = msg
+		req.Args = sendmailDefaultSender(cfg, args)
+	} else if needsPassword(args) {
 		pw, err := readPassword(stdin)
 		if err != nil {
 			fmt.Fprintln(stderr, "posthorn:", err)
@@ -67,17 +75,33 @@ func adminCommand(cfg *Config, args []string, stdin io.Reader, stdout, stderr io
 		fmt.Fprintln(stderr, "posthorn:", err)
 		return 1
 	}
-	st, err := openStore(cfg, slog.New(slog.DiscardHandler))
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		fmt.Fprintln(stderr, "posthorn:", err)
+		return 1
+	}
+	a, err := openApp(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		fmt.Fprintln(stderr, "posthorn:", err)
 		return 1
 	}
-	defer st.Close()
-	return execAdmin(cfg, st, req, stdout, stderr)
+	defer a.Close()
+	return execAdmin(a, req, stdout, stderr)
 }
 
 func needsPassword(args []string) bool {
 	return len(args) >= 2 && args[0] == "user" && (args[1] == "add" || args[1] == "passwd")
+}
+
+// readStdin reads standard input up to limit octets (for sendmail).
+func readStdin(r io.Reader, limit int64) (string, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return "", err
+	}
+	if int64(len(b)) > limit {
+		return "", fmt.Errorf("message larger than message_size_limit (%d octets)", limit)
+	}
+	return string(b), nil
 }
 
 // readPassword reads the first line of stdin.
@@ -112,9 +136,9 @@ func openStore(cfg *Config, logger *slog.Logger) (*mailbox.Store, error) {
 	return st, nil
 }
 
-// execAdmin runs one admin command against an open store.
-func execAdmin(cfg *Config, st *mailbox.Store, req adminRequest, stdout, stderr io.Writer) int {
-	if err := adminDo(cfg, st, req, stdout); err != nil {
+// execAdmin runs one admin command against the open store and spool.
+func execAdmin(a *app, req adminRequest, stdout, stderr io.Writer) int {
+	if err := adminDo(a, req, stdout); err != nil {
 		fmt.Fprintln(stderr, "posthorn:", err)
 		var ee *exitError
 		if errors.As(err, &ee) {
@@ -125,8 +149,15 @@ func execAdmin(cfg *Config, st *mailbox.Store, req adminRequest, stdout, stderr 
 	return 0
 }
 
-func adminDo(cfg *Config, st *mailbox.Store, req adminRequest, stdout io.Writer) error {
+func adminDo(a *app, req adminRequest, stdout io.Writer) error {
+	cfg, st := a.cfg, a.store
 	args := req.Args
+	if len(args) >= 1 && args[0] == "sendmail" {
+		return sendmail(a, args[1:], req.Stdin, stdout)
+	}
+	if len(args) >= 1 && args[0] == "queue" {
+		return queueCommand(a, args[1:], stdout)
+	}
 	if len(args) < 2 {
 		return usageError(usage)
 	}
@@ -251,8 +282,9 @@ func callControl(path string, req adminRequest) (adminResponse, error) {
 // serveControl answers admin requests on the control socket until ctx ends.
 // The socket is owner-only (0600 in a 0700 data_dir): whoever can use it
 // can add accounts.
-func serveControl(ctx context.Context, cfg *Config, st *mailbox.Store, logger *slog.Logger) error {
-	path := filepath.Join(cfg.DataDir, controlSocketName)
+func serveControl(ctx context.Context, a *app) error {
+	path := filepath.Join(a.cfg.DataDir, controlSocketName)
+	logger := a.log
 	if _, err := callControl(path, adminRequest{Args: []string{"user", "list"}}); err == nil {
 		return fmt.Errorf("another server is already running on %s", path)
 	}
@@ -281,11 +313,23 @@ func serveControl(ctx context.Context, cfg *Config, st *mailbox.Store, logger *s
 				return
 			}
 			var out, errOut strings.Builder
-			code := execAdmin(cfg, st, req, &out, &errOut)
-			if len(req.Args) >= 2 && !(req.Args[0] == "user" && req.Args[1] == "list") && !(req.Args[0] == "alias" && req.Args[1] == "list") {
-				logger.Info("admin command", "command", strings.Join(req.Args[:2], " "), "args", req.Args[2:], "code", code)
+			code := execAdmin(a, req, &out, &errOut)
+			if len(req.Args) >= 1 && !readOnlyCommand(req.Args) {
+				logger.Info("admin command", "args", req.Args, "code", code)
 			}
 			json.NewEncoder(conn).Encode(adminResponse{Stdout: out.String(), Stderr: errOut.String(), Code: code})
 		}()
 	}
+}
+
+// readOnlyCommand: commands not worth a log line.
+func readOnlyCommand(args []string) bool {
+	if len(args) < 2 {
+		return false
+	}
+	switch args[0] + " " + args[1] {
+	case "user list", "alias list", "queue list", "queue show":
+		return true
+	}
+	return false
 }

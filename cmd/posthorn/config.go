@@ -39,6 +39,7 @@ type Config struct {
 	MaxQueueLifetime   time.Duration
 	MessageSizeLimit   int64
 	MaxRecipients      int
+	MaxConnsPerIP      int
 	RecipientDelimiter string
 	LogLevel           string
 	LogFormat          string
@@ -133,6 +134,14 @@ var configKeys = map[string]configKey{
 			return errors.New("not a number between 100 (RFC 5321 4.5.3.1.8) and 100000")
 		}
 		c.MaxRecipients = n
+		return nil
+	}},
+	"max_connections_per_ip": {def: constant("50"), apply: func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100000 {
+			return errors.New("not a number between 1 and 100000")
+		}
+		c.MaxConnsPerIP = n
 		return nil
 	}},
 	"recipient_delimiter": {def: constant("+"), apply: func(c *Config, v string) error {

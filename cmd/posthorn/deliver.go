@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"slices"
-	"strings"
 	"syscall"
 
 	"posthorn/mailbox"
@@ -13,14 +11,12 @@ import (
 	smtpserver "posthorn/protocol/smtp/server"
 )
 
-// localBackend is the SMTP server's Backend for port 25: it accepts mail for
-// the local domains only and delivers it to mailboxes. No relaying: a
-// recipient in any other domain is refused (an open relay is the one thing
-// a mail server must never be).
-type localBackend struct {
-	cfg   *Config
-	store *mailbox.Store
-	log   *slog.Logger
+// smtpBackend answers the SMTP server's questions. On the MX service (port
+// 25) it accepts mail for the local domains only: no relaying for anyone,
+// the one thing a mail server must never do. On submission (587, 465) the
+// client has authenticated; it may send from its own addresses to anyone.
+type smtpBackend struct {
+	app *app
 }
 
 // minFreeFactor: MAIL is refused while the data_dir's free space is below
@@ -28,86 +24,71 @@ type localBackend struct {
 // MAIL can still be written when its DATA arrives (ROBUSTNESS.md).
 const minFreeFactor = 1.5
 
-func (b *localBackend) Mail(ctx context.Context, s *smtpserver.SessionInfo, from smtp.Path, p smtp.MailParams) error {
-	if err := b.store.Err(); err != nil {
+func (b *smtpBackend) Mail(ctx context.Context, s *smtpserver.SessionInfo, from smtp.Path, p smtp.MailParams) error {
+	a := b.app
+	if err := a.store.Err(); err != nil {
 		// ROBUSTNESS.md: after an fsync error nothing more is accepted
 		// (Linux may have dropped the dirty pages); a restart is needed.
 		return smtp.R(smtp.CodeLocalError, smtp.EnhSystemOther, "Mail store unavailable, try again later")
 	}
 	var fs syscall.Statfs_t
-	if err := syscall.Statfs(b.cfg.DataDir, &fs); err == nil {
+	if err := syscall.Statfs(a.cfg.DataDir, &fs); err == nil {
 		free := float64(fs.Bavail) * float64(fs.Bsize)
-		if free < minFreeFactor*float64(b.cfg.MessageSizeLimit) {
-			b.log.Warn("refusing mail: data_dir nearly full", "data_dir", b.cfg.DataDir, "free_bytes", int64(free))
-			// RFC 5321 4.5.3.1.10 / RFC 3463: 452 4.3.1 mail system full.
+		if free < minFreeFactor*float64(a.cfg.MessageSizeLimit) {
+			a.log.Warn("refusing mail: data_dir nearly full", "data_dir", a.cfg.DataDir, "free_bytes", int64(free))
+			// RFC 3463 X.3.1: mail system full; 452 (RFC 5321 4.2.2).
 			return smtp.R(smtp.CodeInsufficient, smtp.EnhSystemFull, "Insufficient system storage, try again later")
 		}
 	}
+	if s.Account != "" {
+		return b.checkSender(s.Account, from)
+	}
 	return nil
 }
 
-func (b *localBackend) Rcpt(ctx context.Context, s *smtpserver.SessionInfo, from smtp.Path, to smtp.Path) error {
-	_, err := b.resolve(to)
-	return err
+// checkSender: an authenticated client may only use its own addresses: the
+// account's address, its plus-addresses, and aliases that lead to it.
+// RFC 6409 6.1 lets the MSA enforce this; 553 5.7.1 as Postfix's
+// reject_sender_login_mismatch.
+func (b *smtpBackend) checkSender(account string, from smtp.Path) error {
+	refuse := smtp.R(smtp.CodeBadMailboxName, smtp.EnhDeliveryNotAuth, "Sender address not owned by "+account)
+	if from.Null || !b.app.isLocalDomain(from.Domain) {
+		return refuse
+	}
+	res, err := b.app.store.Resolve(from.String())
+	if err != nil || !slices.Contains(res.Accounts, account) {
+		return refuse
+	}
+	return nil
 }
 
-// resolve maps a recipient to local accounts, or to the reply refusing it.
-func (b *localBackend) resolve(to smtp.Path) ([]string, error) {
-	addr := to.String()
-	if to.Postmaster {
-		// RFC 5321 4.5.1: <Postmaster> without a domain must be accepted; it
-		// means the postmaster of this host's primary domain.
-		addr = "postmaster@" + b.cfg.Domains[0]
-	} else if !b.isLocalDomain(to.Domain) {
+func (b *smtpBackend) Rcpt(ctx context.Context, s *smtpserver.SessionInfo, from smtp.Path, to smtp.Path) error {
+	a := b.app
+	if !to.Postmaster && !a.isLocalDomain(to.Domain) {
+		if s.Account != "" {
+			return nil // authenticated submission relays (RFC 6409 3.1)
+		}
 		// RFC 5321 3.6.2 and 7.1: no relaying for unauthenticated clients.
-		return nil, smtp.R(smtp.CodeFailed, smtp.EnhDeliveryNotAuth, "Relay access denied")
+		return smtp.R(smtp.CodeFailed, smtp.EnhDeliveryNotAuth, "Relay access denied")
 	}
-	res, err := b.store.Resolve(addr)
+	res, err := a.resolveLocal(to)
 	switch {
 	case errors.Is(err, mailbox.ErrNoSuchUser), errors.Is(err, mailbox.ErrBadAddress):
-		return nil, smtp.R(smtp.CodeMailboxUnavail, smtp.EnhBadDestMailbox, "No such user here")
+		return smtp.R(smtp.CodeMailboxUnavail, smtp.EnhBadDestMailbox, "No such user here")
 	case errors.Is(err, mailbox.ErrAliasLoop):
-		return nil, smtp.R(smtp.CodeMailboxUnavail, smtp.EnhLoop, "Alias expansion loop")
+		return smtp.R(smtp.CodeMailboxUnavail, smtp.EnhLoop, "Alias expansion loop")
 	case err != nil:
-		return nil, err
+		return err
 	}
-	if len(res.Accounts) == 0 {
-		// Forwarding to remote addresses needs the outbound queue.
-		return nil, smtp.R(smtp.CodeMailboxUnavail, smtp.EnhBadDestMailbox, "No such user here")
+	if len(res.Accounts) == 0 && len(res.Remote) == 0 {
+		return smtp.R(smtp.CodeMailboxUnavail, smtp.EnhBadDestMailbox, "No such user here")
 	}
-	return res.Accounts, nil
-}
-
-func (b *localBackend) isLocalDomain(d string) bool {
-	return slices.Contains(b.cfg.Domains, strings.ToLower(d))
-}
-
-// Deliver writes the message to every recipient's INBOX, durably, before
-// returning (RFC 5321 6.1). The Return-Path is added here, at final
-// delivery (RFC 5321 4.4).
-func (b *localBackend) Deliver(ctx context.Context, env *smtpserver.Envelope, msg []byte) error {
-	var accounts []string
-	for _, r := range env.Rcpts {
-		accs, err := b.resolve(r.Path)
-		if err != nil {
-			// The account went away between RCPT and the end of DATA.
-			return smtp.R(smtp.CodeLocalError, smtp.EnhBadDestMailbox, "Recipient "+r.Path.String()+" no longer available, try again later")
-		}
-		accounts = append(accounts, accs...)
-	}
-	slices.Sort(accounts)
-	accounts = slices.Compact(accounts)
-
-	rp := "Return-Path: <" + env.From.String() + ">\r\n"
-	full := make([]byte, 0, len(rp)+len(msg))
-	full = append(full, rp...)
-	full = append(full, msg...)
-	if err := b.store.Deliver(ctx, accounts, full, env.Received); err != nil {
-		b.log.Error("local delivery failed", "queue_id", env.ID, "accounts", accounts, "err", err)
-		// ROBUSTNESS.md: disk full or an fsync error at the end of DATA is
-		// 451 4.3.0; the client keeps the message and retries.
-		return smtp.R(smtp.CodeLocalError, smtp.EnhSystemOther, "Local error in processing, try again later")
-	}
-	b.log.Info("delivered", "queue_id", env.ID, "accounts", accounts, "size", len(full))
 	return nil
+}
+
+// Deliver makes the message durable for every recipient before the 250
+// (RFC 5321 6.1): local copies fsync'd in the mailboxes, remote recipients
+// fsync'd in the spool.
+func (b *smtpBackend) Deliver(ctx context.Context, env *smtpserver.Envelope, msg []byte) error {
+	return b.app.route(ctx, env, msg, env.Session.Account != "")
 }

@@ -68,8 +68,14 @@ func freePort(t testing.TB) string {
 // newInstance prepares (but does not start) an instance in a fresh data_dir.
 func newInstance(t testing.TB, extra ...string) *instance {
 	t.Helper()
+	return newInstanceAt(t, freePort(t), extra...)
+}
+
+// newInstanceAt is newInstance with the SMTP listener at smtpAddr.
+func newInstanceAt(t testing.TB, smtpAddr string, extra ...string) *instance {
+	t.Helper()
 	in := &instance{t: t, dir: t.TempDir()}
-	in.smtp = freePort(t)
+	in.smtp = smtpAddr
 	in.opts = append([]string{
 		"-o", "hostname=mx.example.org",
 		"-o", "domains=example.org,example.net",

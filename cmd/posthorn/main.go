@@ -4,7 +4,8 @@
 //
 //	posthorn [-config FILE] [-o key=value]... COMMAND
 //
-// Commands: serve, user add|passwd|del|list, alias add|del|list, version.
+// Commands: serve, user add|passwd|del|list, alias add|del|list,
+// queue list|show|flush|delete, sendmail, version.
 // See docs/operations.md.
 package main
 
@@ -32,6 +33,12 @@ commands:
   alias add ALIAS TARGET[,TARGET]   add or replace an alias ("@domain" is a catch-all)
   alias del ALIAS                   delete an alias
   alias list                        list aliases
+  queue list                        the outbound queue, as Postfix's mailq
+  queue show ID                     one queued message with its recipients
+  queue flush                       retry every deferred recipient now
+  queue delete ID                   remove a message from the queue
+  sendmail [-f FROM] [-t] [-i] [RCPT...]
+                                    submit a message from standard input
   version                           print the version
 `
 
@@ -82,7 +89,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
-	case "user", "alias":
+	case "user", "alias", "queue", "sendmail":
 		return adminCommand(cfg, args, stdin, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "posthorn: unknown command %q\n", args[0])

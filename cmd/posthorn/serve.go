@@ -2,31 +2,35 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"posthorn/protocol/sasl"
 	smtpserver "posthorn/protocol/smtp/server"
 )
 
-// serve runs every configured listener under one errgroup until SIGINT or
-// SIGTERM, then drains: listeners stop accepting, transactions in flight
-// get their grace period, and the store is closed last.
+// serve runs every configured listener and the outbound queue under one
+// errgroup until SIGINT or SIGTERM, then drains: listeners stop accepting,
+// transactions in flight get their grace period, delivery attempts in
+// flight finish, and the store and spool are closed last.
 func serve(cfg *Config, logger *slog.Logger) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
-	st, err := openStore(cfg, logger)
+	a, err := openApp(cfg, logger)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if err := st.Close(); err != nil {
+		if err := a.Close(); err != nil {
 			logger.Error("closing the store", "err", err)
 		}
 	}()
@@ -39,28 +43,57 @@ func serve(cfg *Config, logger *slog.Logger) error {
 	defer stop()
 	g, ctx := errgroup.WithContext(ctx)
 
-	backend := &localBackend{cfg: cfg, store: st, log: logger}
+	backend := &smtpBackend{app: a}
+	// One limiter for every service, so that password guessing cannot move
+	// from one port to another to escape it.
+	limiter := sasl.NewLimiter(time.Now)
 	limits := smtpserver.Limits{
-		MessageSize: cfg.MessageSizeLimit,
-		Recipients:  cfg.MaxRecipients,
+		MessageSize:      cfg.MessageSizeLimit,
+		Recipients:       cfg.MaxRecipients,
+		PerIPConnections: cfg.MaxConnsPerIP,
 	}
-	if cfg.SMTPListen != "" {
-		ln, err := net.Listen("tcp", cfg.SMTPListen)
-		if err != nil {
-			return fmt.Errorf("smtp_listen: %w", err)
+	smtpListeners := []struct {
+		name, addr  string
+		submission  bool
+		implicitTLS bool
+	}{
+		{"smtp", cfg.SMTPListen, false, false},
+		{"submission", cfg.SubmissionListen, true, false},
+		{"submissions", cfg.SubmissionsListen, true, true},
+	}
+	for _, l := range smtpListeners {
+		if l.addr == "" {
+			continue
 		}
-		srv := smtpserver.New(smtpserver.Config{
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			return fmt.Errorf("%s_listen: %w", l.name, err)
+		}
+		if l.implicitTLS {
+			// RFC 8314 3.3: TLS from the first byte on port 465.
+			ln = tls.NewListener(ln, tlsConfig)
+		}
+		sc := smtpserver.Config{
 			Hostname: cfg.Hostname,
-			Listener: "smtp",
+			Listener: l.name,
 			Backend:  backend,
 			TLS:      tlsConfig,
 			Limits:   limits,
 			Logger:   logger,
-		})
-		logger.Info("listening", "service", "smtp", "addr", ln.Addr().String())
+			NewID:    a.newID,
+		}
+		if l.submission {
+			sc.Submission = true
+			sc.Auth = credentials{store: a.store}
+			sc.Limiter = limiter
+			sc.AllowPlaintextAuth = cfg.AllowPlaintextAuth
+		}
+		srv := smtpserver.New(sc)
+		logger.Info("listening", "service", l.name, "addr", ln.Addr().String())
 		g.Go(func() error { return srv.Serve(ctx, ln) })
 	}
-	g.Go(func() error { return serveControl(ctx, cfg, st, logger) })
+	g.Go(func() error { return a.spool.Run(ctx) })
+	g.Go(func() error { return serveControl(ctx, a) })
 
 	logger.Info("posthorn started", "version", version, "hostname", cfg.Hostname, "domains", cfg.Domains, "data_dir", cfg.DataDir)
 	err = g.Wait()
