@@ -1,21 +1,15 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"time"
+
+	"posthorn/protocol/tlsutil"
 )
 
 // loadTLS returns the server TLS configuration: the configured certificate,
@@ -47,47 +41,21 @@ func loadTLS(cfg *Config, logger *slog.Logger) (*tls.Config, error) {
 	}, nil
 }
 
-// makeSelfSigned writes an ECDSA P-256 certificate for hostname valid for
+// makeSelfSigned writes a self-signed certificate for hostname valid for
 // ten years, the key readable by the owner only.
 func makeSelfSigned(hostname, certFile, keyFile string) error {
 	if err := os.MkdirAll(filepath.Dir(certFile), 0o700); err != nil {
 		return err
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return err
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: hostname, Organization: []string{"Posthorn self-signed"}},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.AddDate(10, 0, 0),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		DNSNames:              []string{hostname},
-	}
-	if hostname == "localhost" {
-		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return err
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	certPEM, keyPEM, err := tlsutil.SelfSigned([]string{hostname}, 10*365*24*time.Hour)
 	if err != nil {
 		return err
 	}
 	// Key first: a certificate without its key would stop the next start.
-	if err := writeFileSync(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+	if err := writeFileSync(keyFile, keyPEM, 0o600); err != nil {
 		return err
 	}
-	return writeFileSync(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	return writeFileSync(certFile, certPEM, 0o644)
 }
 
 // writeFileSync writes a file atomically: temporary file, fsync, rename.

@@ -2,16 +2,10 @@ package client
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -22,6 +16,8 @@ import (
 	"time"
 
 	"posthorn/protocol/smtp"
+	"posthorn/protocol/tlsutil"
+	"posthorn/protocol/transcript"
 )
 
 // Scripts play the server's side of a session, one behaviour each; most
@@ -131,7 +127,7 @@ func playScript(t *testing.T, conn net.Conn, script string) {
 				fail("%v", err)
 				return
 			}
-			if !match(step[3:], line) {
+			if !transcript.Match(step[3:], line) {
 				fail("client sent %q", line)
 				return
 			}
@@ -200,53 +196,18 @@ func readStrictLine(br *bufio.Reader) (string, error) {
 	return body, nil
 }
 
-// match reports whether s matches pattern, where * matches any run.
-func match(pattern, s string) bool {
-	parts := strings.Split(pattern, "*")
-	if len(parts) == 1 {
-		return pattern == s
-	}
-	if !strings.HasPrefix(s, parts[0]) {
-		return false
-	}
-	s = s[len(parts[0]):]
-	for _, p := range parts[1 : len(parts)-1] {
-		i := strings.Index(s, p)
-		if i < 0 {
-			return false
-		}
-		s = s[i+len(p):]
-	}
-	return strings.HasSuffix(s, parts[len(parts)-1])
-}
-
-var testCert = sync.OnceValues(func() (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "mx.test"},
-		DNSNames:     []string{"mx.test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+var testCert = sync.OnceValues(func() (*tls.Config, error) {
+	return tlsutil.ServerConfig("mx.test")
 })
 
 func serverTLSConfig(t *testing.T) *tls.Config {
-	cert, err := testCert()
+	cfg, err := testCert()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	cfg = cfg.Clone()
+	cfg.MinVersion = tls.VersionTLS12
+	return cfg
 }
 
 // testConfig is the client config of the tests: short timeouts, and the
