@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,20 @@ type loadSpec struct {
 	sessions, messages int
 	perIP              int // sessions per source address (127.0.0.x)
 	body               *message
+	from, rcpt         string // envelope and header; "": benchFrom, benchRcpt
+	authUser, authPass string // AUTH PLAIN after EHLO when authUser is set
+}
+
+// envelope returns the sender and recipient of every message of the load.
+func (l loadSpec) envelope() (from, rcpt string) {
+	from, rcpt = l.from, l.rcpt
+	if from == "" {
+		from = benchFrom
+	}
+	if rcpt == "" {
+		rcpt = benchRcpt
+	}
+	return from, rcpt
 }
 
 // message is the shared body of every message.
@@ -55,7 +70,7 @@ func makeBody(size int) *message {
 		b = append(b, '\r', '\n')
 	}
 	m := &message{raw: b, stuffed: dotStuff(b)}
-	m.headerLen = len(header(1))
+	m.headerLen = len(header(1, benchFrom, benchRcpt))
 	return m
 }
 
@@ -81,10 +96,14 @@ func dotStuff(b []byte) []byte {
 
 var headerDate = time.Now().Format(time.RFC1123Z)
 
+// subjectPrefix starts the Subject of every message; the number after it is
+// the message's index in the load (1..N), which the relay sink counts.
+const subjectPrefix = "Subject: posthorn-bench message "
+
 // header is message k's header block, up to and including the empty line.
-func header(k int64) []byte {
-	return fmt.Appendf(nil, "From: <%s>\r\nTo: <%s>\r\nSubject: posthorn-bench message %d\r\nDate: %s\r\nMessage-ID: <%d.%d@%s>\r\n\r\n",
-		benchFrom, benchRcpt, k, headerDate, time.Now().UnixNano(), k, benchHelo)
+func header(k int64, from, rcpt string) []byte {
+	return fmt.Appendf(nil, "From: <%s>\r\nTo: <%s>\r\n"+subjectPrefix+"%d\r\nDate: %s\r\nMessage-ID: <%d.%d@%s>\r\n\r\n",
+		from, rcpt, k, headerDate, time.Now().UnixNano(), k, benchHelo)
 }
 
 // sourceIP is the loopback source address of session i when the sessions
@@ -107,6 +126,7 @@ func runLoad(parent context.Context, addr string, spec loadSpec) (clientRun, err
 	var next, ok, last atomic.Int64
 	var failed atomic.Int32
 	lats := make([][]time.Duration, spec.sessions)
+	auths := make([][]time.Duration, spec.sessions)
 	nIPs := sourceIPs(spec)
 	t0 := time.Now()
 	var wg sync.WaitGroup
@@ -115,6 +135,9 @@ func runLoad(parent context.Context, addr string, spec loadSpec) (clientRun, err
 			s := &session{spec: spec, next: &next, ok: &ok, last: &last, t0: t0}
 			err := s.run(ctx, addr, sourceIP(i, nIPs))
 			lats[i] = s.lat
+			if s.auth > 0 {
+				auths[i] = []time.Duration{s.auth}
+			}
 			if err != nil {
 				failed.Add(1)
 				cancel(fmt.Errorf("session %d: %w", i+1, err))
@@ -122,7 +145,7 @@ func runLoad(parent context.Context, addr string, spec loadSpec) (clientRun, err
 		})
 	}
 	wg.Wait()
-	c := clientRun{n: int(ok.Load()), d: time.Duration(last.Load()), lat: slices.Concat(lats...)}
+	c := clientRun{n: int(ok.Load()), d: time.Duration(last.Load()), lat: slices.Concat(lats...), auth: slices.Concat(auths...)}
 	if err := parent.Err(); err != nil {
 		return c, context.Cause(parent)
 	}
@@ -144,6 +167,7 @@ type session struct {
 	w              *bufio.Writer
 	pipelining     bool
 	lat            []time.Duration
+	auth           time.Duration // AUTH command to its 235
 }
 
 const replyTimeout = time.Minute
@@ -175,12 +199,23 @@ func (s *session) run(ctx context.Context, addr string, src net.IP) error {
 			s.pipelining = true
 		}
 	}
+	if s.spec.authUser != "" {
+		// RFC 4616 PLAIN with the initial response (RFC 4954 4).
+		ir := base64.StdEncoding.EncodeToString([]byte("\x00" + s.spec.authUser + "\x00" + s.spec.authPass))
+		s.w.WriteString("AUTH PLAIN " + ir + "\r\n")
+		t := time.Now()
+		if _, err := s.flushExpect("AUTH", 235); err != nil {
+			return err
+		}
+		s.auth = time.Since(t)
+	}
+	from, rcpt := s.spec.envelope()
 	cmds := []struct {
 		name, line string
 		code       int
 	}{
-		{"MAIL", "MAIL FROM:<" + benchFrom + ">\r\n", 250},
-		{"RCPT", "RCPT TO:<" + benchRcpt + ">\r\n", 250},
+		{"MAIL", "MAIL FROM:<" + from + ">\r\n", 250},
+		{"RCPT", "RCPT TO:<" + rcpt + ">\r\n", 250},
 		{"DATA", "DATA\r\n", 354},
 	}
 	for {
@@ -217,7 +252,7 @@ func (s *session) run(ctx context.Context, addr string, src net.IP) error {
 				}
 			}
 		}
-		s.w.Write(header(k))
+		s.w.Write(header(k, from, rcpt))
 		s.w.Write(s.spec.body.stuffed)
 		s.w.WriteString(".\r\n")
 		t := time.Now()

@@ -1,18 +1,27 @@
-// Command posthorn-bench measures SMTP ingest of the real posthorn binary on
-// loopback, with fsync on (the store's group commit), and compares it with
-// Debian's Postfix delivering into a Maildir when Postfix is installed.
+// Command posthorn-bench measures the real posthorn binary on loopback and
+// compares it with Debian's Postfix when Postfix is installed:
 //
-//	go run ./cmd/posthorn-bench -bin bin/posthorn [-sessions 1,50] [-messages N] [-runs 3]
+//   - ingest: SMTP ingest with fsync on (the store's group commit) against
+//     Postfix delivering into a Maildir;
+//   - relay: messages submitted for a remote domain and relayed over SMTP to
+//     a sink in this tool (sink.go) on 127.0.0.9, against Postfix relaying
+//     the same load to the same kind of sink (relaybench.go).
 //
-// Clients: go-loadgen, the small SMTP client in this directory (EHLO,
-// PIPELINING of MAIL+RCPT+DATA, dot-stuffing, every reply checked), and
-// Postfix's smtp-source when /usr/sbin/smtp-source exists, so both servers
-// are measured by the same third-party client.
+// Usage:
+//
+//	go run ./cmd/posthorn-bench -bin bin/posthorn [-bench ingest,relay] [-sessions 1,50] [-messages N] [-runs 3]
+//
+// Clients: go-loadgen, the small SMTP client in this directory (EHLO, AUTH
+// PLAIN for the relay load to posthorn, PIPELINING of MAIL+RCPT+DATA,
+// dot-stuffing, every reply checked), and for ingest also Postfix's
+// smtp-source when /usr/sbin/smtp-source exists, so both servers are
+// measured by the same third-party client.
 //
 // "stored" means: posthorn, the final 250 after DATA (posthorn answers it only
 // once the message is fsync'd in the account's bbolt file); Postfix, the
 // message is a file in the Maildir (new/ + cur/), written by virtual(8) after
 // the queue manager picked it up from Postfix's (also fsync'd) queue.
+// "relayed" means the sink has received all N messages.
 //
 // Everything listens and connects on 127.0.0.0/8 only. Every process the tool
 // starts is stopped by its own PID (posthorn) or by "postfix -c DIR stop" on
@@ -47,6 +56,8 @@ const (
 )
 
 type options struct {
+	ingest      bool // -bench ingest
+	relay       bool // -bench relay
 	bin         string
 	messages    int
 	sessions    []int
@@ -55,6 +66,7 @@ type options struct {
 	perIP       int
 	skipPostfix bool
 	keep        bool
+	coldAuth    bool
 	dir         string
 	timeout     time.Duration
 }
@@ -67,19 +79,32 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("posthorn-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	var sessions string
+	var sessions, benches string
+	fs.StringVar(&benches, "bench", "ingest,relay", "benchmarks to run: ingest (store local mail), relay (submission to a loopback sink)")
 	fs.StringVar(&o.bin, "bin", "bin/posthorn", "posthorn binary to benchmark")
 	fs.IntVar(&o.messages, "messages", 0, "messages per load (0: 500 for 1 session, 2000 otherwise)")
 	fs.StringVar(&sessions, "sessions", "1,50", "comma-separated concurrent SMTP sessions per load")
 	fs.IntVar(&o.runs, "runs", 1, "rounds of every load; the table shows medians")
 	fs.IntVar(&o.size, "size", 4096, "message body bytes (as smtp-source -l)")
-	fs.IntVar(&o.perIP, "per-ip", 16, "max sessions per loopback source address (posthorn caps one IP at 20)")
+	fs.IntVar(&o.perIP, "per-ip", 16, "max sessions per loopback source address (spreads 50 sessions over 127.0.0.1-4 for both servers)")
 	fs.BoolVar(&o.skipPostfix, "skip-postfix", false, "do not run the Postfix comparison")
+	fs.BoolVar(&o.coldAuth, "cold-auth", false, "relay: no untimed login before the load, so every session's AUTH misses posthorn's credential cache")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dirs (data, configs, logs)")
 	fs.StringVar(&o.dir, "dir", "", "parent of the temp dir, on the disk to measure (default $TMPDIR or /tmp)")
-	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "overall time limit")
+	fs.DurationVar(&o.timeout, "timeout", 20*time.Minute, "overall time limit")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	for _, f := range strings.Split(benches, ",") {
+		switch strings.TrimSpace(f) {
+		case benchIngest:
+			o.ingest = true
+		case benchRelay:
+			o.relay = true
+		default:
+			fmt.Fprintf(stderr, "posthorn-bench: bad -bench entry %q (ingest, relay)\n", f)
+			return 2
+		}
 	}
 	for _, f := range strings.Split(sessions, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -140,13 +165,9 @@ func bench(ctx context.Context, o options, out io.Writer) (err error) {
 
 	printMachine(out)
 	fmt.Fprintln(out, "temp dir (data, configs, logs):", tmp)
-	template := filepath.Join(tmp, "template")
-	if err := makeTemplate(ctx, o.bin, template); err != nil {
-		return err
-	}
 
 	haveSource := fileExists(smtpSource)
-	if !haveSource {
+	if !haveSource && o.ingest {
 		fmt.Fprintf(out, "smtp-source: not installed (%s); third-party client loads skipped (apt-get install postfix)\n", smtpSource)
 	}
 	withPostfix := false
@@ -161,47 +182,82 @@ func bench(ctx context.Context, o options, out io.Writer) (err error) {
 
 	body := makeBody(o.size)
 	table := newTable()
-	for r := 1; r <= o.runs; r++ {
-		// The flush cost decides the 1-session figures; on a shared
-		// machine it changes from minute to minute.
-		fmt.Fprintf(out, "run %d/%d: disk %s\n", r, o.runs, fsyncRate(tmp))
-		for _, s := range o.sessions {
-			n := o.messages
-			if n == 0 {
-				n = 2000
-				if s == 1 {
-					n = 500
+	// runLoads runs loads in order and records their results.
+	runLoads := func(round int, loads []func() (result, error)) error {
+		for _, load := range loads {
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			res, err := load()
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			res.round = round
+			table.add(res, err, out)
+		}
+		return nil
+	}
+	if o.ingest {
+		template := filepath.Join(tmp, "template")
+		if err := makeTemplate(ctx, o.bin, template); err != nil {
+			return err
+		}
+		for r := 1; r <= o.runs; r++ {
+			// The flush cost decides the 1-session figures; on a shared
+			// machine it changes from minute to minute.
+			fmt.Fprintf(out, "ingest run %d/%d: disk %s, load average %s\n", r, o.runs, fsyncRate(tmp), loadAvg())
+			for _, s := range o.sessions {
+				spec := loadSpec{sessions: s, messages: messageCount(o, s), perIP: o.perIP, body: body}
+				tag := fmt.Sprintf("run %d/%d", r, o.runs)
+				dir := filepath.Join(tmp, fmt.Sprintf("posthorn-r%d-s%d", r, s))
+				loads := []func() (result, error){
+					func() (result, error) { return posthornRun(ctx, o.bin, template, dir+"-go", spec, clientGo, out, tag) },
+				}
+				if haveSource {
+					loads = append(loads, func() (result, error) {
+						return posthornRun(ctx, o.bin, template, dir+"-ss", spec, clientSource, out, tag)
+					})
+				}
+				pdir := filepath.Join(tmp, fmt.Sprintf("postfix-r%d-s%d", r, s))
+				if withPostfix && haveSource {
+					loads = append(loads, func() (result, error) {
+						return postfixRun(ctx, pdir+"-ss", spec, clientSource, out, tag)
+					})
+				}
+				if withPostfix {
+					loads = append(loads, func() (result, error) { return postfixRun(ctx, pdir+"-go", spec, clientGo, out, tag) })
+				}
+				if err := runLoads(r, loads); err != nil {
+					return err
 				}
 			}
-			spec := loadSpec{sessions: s, messages: n, perIP: o.perIP, body: body}
-			tag := fmt.Sprintf("run %d/%d", r, o.runs)
-			dir := filepath.Join(tmp, fmt.Sprintf("posthorn-r%d-s%d", r, s))
-			loads := []func() (result, error){
-				func() (result, error) { return posthornRun(ctx, o.bin, template, dir+"-go", spec, clientGo, out, tag) },
-			}
-			if haveSource {
-				loads = append(loads, func() (result, error) {
-					return posthornRun(ctx, o.bin, template, dir+"-ss", spec, clientSource, out, tag)
-				})
-			}
-			pdir := filepath.Join(tmp, fmt.Sprintf("postfix-r%d-s%d", r, s))
-			if withPostfix && haveSource {
-				loads = append(loads, func() (result, error) {
-					return postfixRun(ctx, pdir+"-ss", spec, clientSource, out, tag)
-				})
-			}
-			if withPostfix {
-				loads = append(loads, func() (result, error) { return postfixRun(ctx, pdir+"-go", spec, clientGo, out, tag) })
-			}
-			for _, load := range loads {
-				if ctx.Err() != nil {
-					return context.Cause(ctx)
+		}
+	}
+	if o.relay {
+		dnsSrv, err := startDNS()
+		if err != nil {
+			return fmt.Errorf("bench DNS server: %w", err)
+		}
+		defer dnsSrv.close()
+		fmt.Fprintf(out, "relay: sink on %s, DNS for %s on %s\n", sinkIP, sinkDomain, dnsSrv.addr)
+		for r := 1; r <= o.runs; r++ {
+			fmt.Fprintf(out, "relay run %d/%d: disk %s, load average %s\n", r, o.runs, fsyncRate(tmp), loadAvg())
+			for _, s := range o.sessions {
+				spec := loadSpec{sessions: s, messages: messageCount(o, s), perIP: o.perIP, body: body}
+				tag := fmt.Sprintf("run %d/%d", r, o.runs)
+				loads := []func() (result, error){
+					func() (result, error) {
+						return posthornRelayRun(ctx, o.bin, filepath.Join(tmp, fmt.Sprintf("relay-posthorn-r%d-s%d", r, s)), spec, dnsSrv, o.coldAuth, out, tag)
+					},
 				}
-				res, err := load()
-				if ctx.Err() != nil {
-					return context.Cause(ctx)
+				if withPostfix {
+					loads = append(loads, func() (result, error) {
+						return postfixRelayRun(ctx, filepath.Join(tmp, fmt.Sprintf("relay-postfix-r%d-s%d", r, s)), spec, out, tag)
+					})
 				}
-				table.add(res, err, out)
+				if err := runLoads(r, loads); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -211,6 +267,17 @@ func bench(ctx context.Context, o options, out io.Writer) (err error) {
 		return fmt.Errorf("%d load(s) failed", table.failures)
 	}
 	return nil
+}
+
+// messageCount is the number of messages of a load with s sessions.
+func messageCount(o options, s int) int {
+	if o.messages > 0 {
+		return o.messages
+	}
+	if s == 1 {
+		return 500
+	}
+	return 2000
 }
 
 // Client kinds.
@@ -225,6 +292,7 @@ type clientRun struct {
 	d    time.Duration // until the last one
 	note string
 	lat  []time.Duration // go-loadgen: end of DATA to its 250, per message
+	auth []time.Duration // go-loadgen with AUTH: AUTH to its 235, per session
 }
 
 // latency summarises clientRun.lat.

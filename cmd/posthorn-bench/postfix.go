@@ -57,7 +57,7 @@ func postfixVersion(ctx context.Context) string {
 
 // postfixRun starts a fresh instance in dir, loads it and stops it.
 func postfixRun(ctx context.Context, dir string, spec loadSpec, client string, out io.Writer, tag string) (res result, err error) {
-	p, err := startPostfix(ctx, dir)
+	p, err := startPostfix(ctx, dir, "")
 	if p != nil {
 		defer func() {
 			if serr := p.stop(); serr != nil && err == nil {
@@ -71,7 +71,9 @@ func postfixRun(ctx context.Context, dir string, spec loadSpec, client string, o
 	return p.run(ctx, spec, client, out, tag)
 }
 
-func startPostfix(ctx context.Context, dir string) (*postfixPeer, error) {
+// startPostfix starts a fresh instance in dir. With relayTo ("IP:port"), it
+// relays everything that is not local to that host instead of DNS routing.
+func startPostfix(ctx context.Context, dir, relayTo string) (*postfixPeer, error) {
 	p := &postfixPeer{
 		dir:     dir,
 		etc:     filepath.Join(dir, "etc"),
@@ -105,7 +107,7 @@ func startPostfix(ctx context.Context, dir string) (*postfixPeer, error) {
 		return nil, err
 	}
 	_, port, _ := strings.Cut(addr, ":")
-	if err := os.WriteFile(filepath.Join(p.etc, "main.cf"), []byte(mainCf(dir, p.etc, p.spool, data, mail)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(p.etc, "main.cf"), []byte(mainCf(dir, p.etc, p.spool, data, mail, relayTo)), 0o644); err != nil {
 		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(p.etc, "master.cf"), []byte(masterCf(port)), 0o644); err != nil {
@@ -130,7 +132,24 @@ func (p *postfixPeer) postfix(ctx context.Context, cmd string, args ...string) (
 	return string(out), err
 }
 
-func mainCf(dir, etc, spool, data, mail string) string {
+// mainCf is the instance's main.cf; relayTo ("IP:port", or "") adds the
+// relay variant: every remote recipient goes to [IP]:port, in plaintext,
+// without DNS.
+func mainCf(dir, etc, spool, data, mail, relayTo string) string {
+	relay := ""
+	if relayTo != "" {
+		host, port, _ := strings.Cut(relayTo, ":")
+		relay = `# relay variant: all remote mail to the bench sink. The brackets and
+# the address literal mean no MX or A lookup; the smtp client makes no DNS
+# lookups at all, offers no TLS and no SASL. Destination concurrency,
+# connection caching and the queue manager are left at their defaults.
+relayhost = [` + host + `]:` + port + `
+smtp_dns_support_level = disabled
+smtp_tls_security_level = none
+smtp_sasl_auth_enable = no
+smtp_address_preference = ipv4
+`
+	}
 	return `# written by posthorn-bench: loopback-only benchmark peer
 compatibility_level = 3.6
 config_directory = ` + etc + `
@@ -171,7 +190,7 @@ virtual_uid_maps = static:` + strconv.Itoa(vmailUID) + `
 virtual_gid_maps = static:` + strconv.Itoa(vmailUID) + `
 virtual_minimum_uid = 1000
 virtual_mailbox_limit = 0
-`
+` + relay
 }
 
 // masterCf: the stock services, nothing chrooted, smtpd on the bench port.

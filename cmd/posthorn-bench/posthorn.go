@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -95,13 +96,18 @@ func startPosthorn(ctx context.Context, bin, dir string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	logPath := dir + ".log"
+	return startServe(ctx, bin, posthornFlags(dir, addr), addr, dir+".log")
+}
+
+// startServe runs "posthorn FLAGS serve" with its output in logPath and
+// waits for the 220 greeting on addr.
+func startServe(ctx context.Context, bin string, flags []string, addr, logPath string) (*server, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(bin, append(posthornFlags(dir, addr), "serve")...)
+	cmd := exec.Command(bin, append(slices.Clone(flags), "serve")...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// If this tool dies without cleaning up, the kernel tells posthorn to stop.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}

@@ -11,14 +11,32 @@ import (
 
 // result is one load against one server.
 type result struct {
+	bench              string // benchIngest or benchRelay
+	round              int    // 1..-runs
 	server, client     string
 	sessions, messages int
 	accepted           time.Duration // until the last final 250
-	stored             time.Duration // until every message was in the mailbox
+	stored             time.Duration // ingest: until every message was in the mailbox; relay: at the sink
 	hwm                int64         // posthorn: VmHWM at the end (bytes); 0: n/a
 	maxRSS             int64         // max sampled every 100 ms: posthorn VmRSS, Postfix Σ PSS
 	cpu                time.Duration // server CPU (user + system) during the load
 	note               string
+	sink               sinkStats     // relay
+	queueEmpty         time.Duration // relay: from the sink having all to "Mail queue is empty"
+	dnsQueries         int64         // relay, posthorn: questions to the bench DNS server
+}
+
+// Benchmarks (-bench).
+const (
+	benchIngest = "ingest"
+	benchRelay  = "relay"
+)
+
+func (r result) kind() string {
+	if r.bench == "" {
+		return benchIngest
+	}
+	return r.bench
 }
 
 func rate(n int, d time.Duration) float64 {
@@ -37,18 +55,18 @@ type table struct {
 
 func newTable() *table { return &table{rows: make(map[string][]result)} }
 
-func key(server, client string, sessions int) string {
-	return fmt.Sprintf("%s|%s|%d", server, client, sessions)
+func key(bench, server, client string, sessions int) string {
+	return fmt.Sprintf("%s|%s|%s|%d", bench, server, client, sessions)
 }
 
 // add records a successful result, or counts and prints a failure.
 func (t *table) add(r result, err error, out io.Writer) {
 	if err != nil {
 		t.failures++
-		fmt.Fprintf(out, "FAILED %s %s %d sessions: %v\n", r.server, r.client, r.sessions, err)
+		fmt.Fprintf(out, "FAILED %s %s %s %d sessions: %v\n", r.kind(), r.server, r.client, r.sessions, err)
 		return
 	}
-	k := key(r.server, r.client, r.sessions)
+	k := key(r.kind(), r.server, r.client, r.sessions)
 	if _, ok := t.rows[k]; !ok {
 		t.keys = append(t.keys, k)
 	}
@@ -78,6 +96,7 @@ func mib(b int64) string {
 type summary struct {
 	accept, stored []float64
 	hwm, rss, cpu  []float64
+	conns, maxOpen []float64
 }
 
 func (t *table) summary(k string) summary {
@@ -88,16 +107,45 @@ func (t *table) summary(k string) summary {
 		s.hwm = append(s.hwm, float64(r.hwm))
 		s.rss = append(s.rss, float64(r.maxRSS))
 		s.cpu = append(s.cpu, float64(r.cpu.Microseconds())/float64(r.messages))
+		s.conns = append(s.conns, float64(r.sink.conns))
+		s.maxOpen = append(s.maxOpen, float64(r.sink.maxOpen))
 	}
 	return s
 }
 
+// keysOf returns the row keys of one benchmark, in first-seen order.
+func (t *table) keysOf(bench string) []string {
+	var ks []string
+	for _, k := range t.keys {
+		if t.rows[k][0].kind() == bench {
+			ks = append(ks, k)
+		}
+	}
+	return ks
+}
+
+// print prints a table for each benchmark that has rows, then the failures.
 func (t *table) print(out io.Writer, o options, body *message) {
+	if len(t.keysOf(benchIngest)) > 0 {
+		t.printIngest(out, o, body)
+	}
+	if len(t.keysOf(benchRelay)) > 0 {
+		if len(t.keysOf(benchIngest)) > 0 {
+			fmt.Fprintln(out)
+		}
+		t.printRelay(out, o, body)
+	}
+	if t.failures > 0 {
+		fmt.Fprintf(out, "%d load(s) FAILED (see above); they are not in the table\n", t.failures)
+	}
+}
+
+func (t *table) printIngest(out io.Writer, o options, body *message) {
 	fmt.Fprintf(out, "SMTP ingest, %d-byte messages (%d-byte body), fsync on (group commit); median of %d run(s)\n",
 		body.headerLen+len(body.raw), len(body.raw), o.runs)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "server\tclient\tsessions\tmessages\taccept msg/s\tstored msg/s\tserver CPU/msg\tpeak RSS (VmHWM)\tmax RSS (100 ms)\truns (stored msg/s)\tnote")
-	for _, k := range t.keys {
+	for _, k := range t.keysOf(benchIngest) {
 		rs := t.rows[k]
 		r := rs[0]
 		s := t.summary(k)
@@ -116,12 +164,12 @@ func (t *table) print(out io.Writer, o options, body *message) {
 	tw.Flush()
 
 	var ratios []string
-	for _, k := range t.keys {
+	for _, k := range t.keysOf(benchIngest) {
 		r := t.rows[k][0]
 		if r.server != "posthorn" {
 			continue
 		}
-		pk := key("postfix", r.client, r.sessions)
+		pk := key(benchIngest, "postfix", r.client, r.sessions)
 		if _, ok := t.rows[pk]; !ok {
 			continue
 		}
@@ -141,7 +189,74 @@ func (t *table) print(out io.Writer, o options, body *message) {
 	fmt.Fprintln(out, "Postfix = every message is a file in the Maildir (new/ + cur/), polled every 20 ms.")
 	fmt.Fprintln(out, "RSS: posthorn's one process; Postfix: sum of PSS of master and all its children.")
 	fmt.Fprintln(out, "server CPU/msg: user+system time of the server's processes during the load (10 ms ticks), per message.")
-	if t.failures > 0 {
-		fmt.Fprintf(out, "%d load(s) FAILED (see above); they are not in the table\n", t.failures)
+}
+
+func (t *table) printRelay(out io.Writer, o options, body *message) {
+	fmt.Fprintf(out, "Relay to a loopback sink (%s), %d-byte bodies, to %s; median of %d run(s)\n",
+		sinkIP, len(body.raw), sinkRcpt, o.runs)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "server\tclient → port\tsessions\tmessages\taccept msg/s\trelayed msg/s\tserver CPU/msg\tpeak memory\tsink conns (max open)\truns (relayed msg/s)\tnote")
+	for _, k := range t.keysOf(benchRelay) {
+		r := t.rows[k][0]
+		s := t.summary(k)
+		var each []string
+		for _, v := range s.stored {
+			each = append(each, fmt.Sprintf("%.0f", v))
+		}
+		mem := mib(int64(median(s.hwm))) + " VmHWM"
+		if r.server == "postfix" {
+			mem = mib(int64(median(s.rss))) + " ΣPSS"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.0f\t%.0f\t%.0f µs\t%s\t%.0f (%.0f)\t%s\t%s\n",
+			r.server, r.client, r.sessions, r.messages, median(s.accept), median(s.stored), median(s.cpu),
+			mem, median(s.conns), median(s.maxOpen), strings.Join(each, " "), r.note)
 	}
+	tw.Flush()
+
+	var ratios []string
+	for _, k := range t.keysOf(benchRelay) {
+		r := t.rows[k][0]
+		if r.server != "posthorn" {
+			continue
+		}
+		pk := key(benchRelay, "postfix", pathMynetworks, r.sessions)
+		if _, ok := t.rows[pk]; !ok {
+			continue
+		}
+		ph, pf := t.summary(k), t.summary(pk)
+		if median(pf.stored) > 0 && median(pf.accept) > 0 {
+			ratios = append(ratios, fmt.Sprintf("ratio posthorn/postfix, %d session(s): relayed %.2fx, accept %.2fx (ratios of the medians)%s",
+				r.sessions, median(ph.stored)/median(pf.stored), median(ph.accept)/median(pf.accept), t.roundRatios(k, pk)))
+		}
+	}
+	if len(ratios) > 0 {
+		fmt.Fprintln(out)
+		for _, l := range ratios {
+			fmt.Fprintln(out, l)
+		}
+	}
+	fmt.Fprintln(out)
+	fmt.Fprintln(out, "accept: all final 250s at the relay. relayed: from the start of the load until the sink has all N messages.")
+	fmt.Fprintln(out, "posthorn: submission (587) with AUTH PLAIN, MX lookup of sink.test at the bench DNS server.")
+	fmt.Fprintln(out, "Postfix: port 25 from mynetworks without AUTH, relayhost = [sink], no DNS: the cheaper path.")
+	fmt.Fprintln(out, "Both queues were checked empty afterwards (posthorn queue list, postqueue -p).")
+}
+
+// roundRatios: the median and range of the per-round ratios of the stored
+// (relayed) rates of rows a and b, over the rounds both completed.
+func (t *table) roundRatios(a, b string) string {
+	pf := make(map[int]float64)
+	for _, r := range t.rows[b] {
+		pf[r.round] = rate(r.messages, r.stored)
+	}
+	var v []float64
+	for _, r := range t.rows[a] {
+		if d := pf[r.round]; d > 0 {
+			v = append(v, rate(r.messages, r.stored)/d)
+		}
+	}
+	if len(v) < 2 {
+		return ""
+	}
+	return fmt.Sprintf("; relayed per round: median %.2fx, %.2f–%.2fx", median(v), slices.Min(v), slices.Max(v))
 }
