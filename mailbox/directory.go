@@ -290,11 +290,23 @@ func (s *Store) Authenticate(addr, password string) (account string, err error) 
 			return "", err
 		}
 	}
-	// Unknown users, disabled logins and oversized input are verified
-	// against a dummy hash of the same cost, so timing tells nothing.
-	s.hashSlots <- struct{}{}
-	ok := verifyPassword(hash, truncatePassword(password))
-	<-s.hashSlots
+	verify := func() bool {
+		// Unknown users, disabled logins and oversized input are verified
+		// against a dummy hash of the same cost, so timing tells nothing.
+		s.hashSlots <- struct{}{}
+		defer func() { <-s.hashSlots }()
+		s.hashRuns.Add(1)
+		return verifyPassword(hash, truncatePassword(password))
+	}
+	var ok bool
+	if usable {
+		// The key includes the hash, so a password change in between
+		// never lets an old verification answer for the new hash.
+		v, _, _ := s.authFlight.Do(string(digest[:])+hash, func() (any, error) { return verify(), nil })
+		ok = v.(bool)
+	} else {
+		ok = verify()
+	}
 	if !ok || !known {
 		return "", ErrAuthFailed
 	}

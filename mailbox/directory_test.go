@@ -466,3 +466,38 @@ func TestAuthenticateTiming(t *testing.T) {
 		t.Fatalf("cache hit took %v; PBKDF2 takes %v", hit, w)
 	}
 }
+
+// Fifty logins at once with the same credentials cost one PBKDF2 run, not
+// fifty (the bench found AUTH storms dominated by hashing).
+func TestAuthenticateJoinsConcurrentLogins(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{PBKDF2Iterations: 200000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.AddUser("alice@example.org", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	before := s.hashRuns.Load()
+	var wg sync.WaitGroup
+	errs := make(chan error, 50)
+	for range 50 {
+		wg.Go(func() {
+			if _, err := s.Authenticate("alice@example.org", "pw"); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := s.hashRuns.Load() - before; n > 2 {
+		t.Fatalf("%d PBKDF2 runs for 50 concurrent logins with the same password", n)
+	}
+	// A wrong password is still refused, and costs its own run.
+	if _, err := s.Authenticate("alice@example.org", "wrong"); err != ErrAuthFailed {
+		t.Fatalf("wrong password: %v", err)
+	}
+}

@@ -1,6 +1,8 @@
 package mailbox
 
 import (
+	"golang.org/x/sync/singleflight"
+
 	"context"
 	"errors"
 	"fmt"
@@ -73,6 +75,11 @@ type Store struct {
 	creds     *credCache
 	dummyHash string
 	hashSlots chan struct{} // bounds concurrent PBKDF2 runs to the CPUs
+	// authFlight joins concurrent logins with the same credentials (keyed
+	// by their cache digest) into one PBKDF2 run: fifty sessions logging
+	// in at once as one user cost one hash, not fifty.
+	authFlight singleflight.Group
+	hashRuns   atomic.Int64 // PBKDF2 verifications run (tests)
 
 	// mu guards closed and accounts, and is held across the directory
 	// lookup in Account and the directory commit in DeleteUser, so an
