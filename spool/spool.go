@@ -25,8 +25,8 @@ const (
 	DefaultRetryMax      = time.Hour
 	DefaultDelayWarning  = 4 * time.Hour
 	DefaultMaxLifetime   = 5 * 24 * time.Hour
-	DefaultConcurrency   = 20
-	DefaultPerDomain     = 4
+	DefaultConcurrency   = 100
+	DefaultPerDomain     = 20
 	DefaultShutdownGrace = 10 * time.Second
 	DefaultOutboundPort  = 25 // RFC 5321 4.5.4.2: "the SMTP port (specified by IANA as port 25)"
 )
