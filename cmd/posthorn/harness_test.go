@@ -43,15 +43,17 @@ func TestMain(m *testing.M) {
 
 // instance is one posthorn process with its own data_dir and ports.
 type instance struct {
-	t       testing.TB
-	dir     string
-	smtp    string
-	opts    []string
-	cmd     *exec.Cmd
-	logMu   sync.Mutex
-	log     bytes.Buffer
-	exited  chan struct{}
-	waitErr error
+	t    testing.TB
+	dir  string
+	smtp string
+	// extraPorts are other listeners start waits for (POP3, IMAP).
+	extraPorts []string
+	opts       []string
+	cmd        *exec.Cmd
+	logMu      sync.Mutex
+	log        bytes.Buffer
+	exited     chan struct{}
+	waitErr    error
 }
 
 // freePort returns a loopback address with a port nobody listens on now.
@@ -131,6 +133,19 @@ func (in *instance) start() {
 	}()
 	in.t.Cleanup(func() { in.kill() })
 	deadline := time.Now().Add(20 * time.Second)
+	for _, addr := range in.extraPorts {
+		for {
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				in.t.Fatalf("posthorn did not listen on %s:\n%s", addr, in.logs())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	for {
 		c, err := net.DialTimeout("tcp", in.smtp, time.Second)
 		if err == nil {

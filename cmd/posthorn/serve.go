@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	pop3server "posthorn/protocol/pop3/server"
 	"posthorn/protocol/sasl"
 	smtpserver "posthorn/protocol/smtp/server"
 )
@@ -65,13 +66,9 @@ func serve(cfg *Config, logger *slog.Logger) error {
 		if l.addr == "" {
 			continue
 		}
-		ln, err := net.Listen("tcp", l.addr)
+		ln, err := listen(l.name, l.addr, l.implicitTLS, tlsConfig)
 		if err != nil {
-			return fmt.Errorf("%s_listen: %w", l.name, err)
-		}
-		if l.implicitTLS {
-			// RFC 8314 3.3: TLS from the first byte on port 465.
-			ln = tls.NewListener(ln, tlsConfig)
+			return err
 		}
 		sc := smtpserver.Config{
 			Hostname: cfg.Hostname,
@@ -92,6 +89,39 @@ func serve(cfg *Config, logger *slog.Logger) error {
 		logger.Info("listening", "service", l.name, "addr", ln.Addr().String())
 		g.Go(func() error { return srv.Serve(ctx, ln) })
 	}
+	// POP3 on 110 (STLS) and 995 (implicit TLS): one lock table for both,
+	// so a maildrop is locked once per process (RFC 1939 4).
+	pop3Locks := pop3server.NewLocks()
+	pop3Listeners := []struct {
+		name, addr  string
+		implicitTLS bool
+	}{
+		{"pop3", cfg.POP3Listen, false},
+		{"pop3s", cfg.POP3SListen, true},
+	}
+	for _, l := range pop3Listeners {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := listen(l.name, l.addr, l.implicitTLS, tlsConfig)
+		if err != nil {
+			return err
+		}
+		srv := pop3server.New(pop3server.Config{
+			Hostname:           cfg.Hostname,
+			Listener:           l.name,
+			Backend:            pop3Backend{store: a.store},
+			Auth:               credentials{store: a.store},
+			Limiter:            limiter,
+			Locks:              pop3Locks,
+			TLS:                tlsConfig,
+			AllowPlaintextAuth: cfg.AllowPlaintextAuth,
+			Limits:             pop3server.Limits{PerIPConnections: cfg.MaxConnsPerIP},
+			Logger:             logger,
+		})
+		logger.Info("listening", "service", l.name, "addr", ln.Addr().String())
+		g.Go(func() error { return srv.Serve(ctx, ln) })
+	}
 	g.Go(func() error { return a.spool.Run(ctx) })
 	g.Go(func() error { return serveControl(ctx, a) })
 
@@ -99,4 +129,17 @@ func serve(cfg *Config, logger *slog.Logger) error {
 	err = g.Wait()
 	logger.Info("posthorn stopping")
 	return err
+}
+
+// listen opens a listener; implicitTLS wraps it in TLS from the first byte
+// (RFC 8314 3.3: ports 465, 993 and 995).
+func listen(name, addr string, implicitTLS bool, tlsConfig *tls.Config) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s_listen: %w", name, err)
+	}
+	if implicitTLS {
+		ln = tls.NewListener(ln, tlsConfig)
+	}
+	return ln, nil
 }

@@ -280,6 +280,12 @@ func (s *Server) startSession(ctx context.Context, conn net.Conn) {
 		// RFC 5321 3.1: a server may refuse with 421 at connection time.
 		// We answer without reading anything, then close.
 		s.log.Info("connection refused: too many connections", "listener", s.cfg.Listener, "remote", remote.String())
+		if _, ok := conn.(*tls.Conn); ok {
+			// On implicit TLS the reply would need a handshake, which must
+			// not run in the Accept loop: just close.
+			conn.Close()
+			return
+		}
 		conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		conn.Write(smtp.R(smtp.CodeUnavailable, smtp.EnhSecurityOther, s.cfg.Hostname+" Too many connections, try again later").Bytes())
 		conn.Close()
