@@ -199,7 +199,9 @@ func TestRelayRetryUntilUp(t *testing.T) {
 // b.test never up: one "delayed" DSN, then one "failed" DSN, both in the
 // sender's INBOX, both RFC 3464 multipart/report.
 func TestRelayDelayedThenFailed(t *testing.T) {
-	p := newRelayPair(t, false, "-o", "delay_warning=1s", "-o", "max_queue_lifetime=4s")
+	// The margins are wide so that a loaded machine still makes its attempts
+	// between the warning and the expiry.
+	p := newRelayPair(t, false, "-o", "delay_warning=1s", "-o", "max_queue_lifetime=8s")
 	p.submit(t, []string{"jsmith@b.test"}, storyMessage)
 	waitQueue(t, p.a, "the message to expire", 30*time.Second, queueEmpty)
 	p.a.stop()
