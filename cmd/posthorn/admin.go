@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"posthorn/mailbox"
+	"posthorn/mailbox/message"
 )
 
 // Admin commands run in one place, execAdmin, whether the CLI opens the
@@ -126,6 +127,9 @@ func openStore(cfg *Config, logger *slog.Logger) (*mailbox.Store, error) {
 	st, err := mailbox.Open(cfg.DataDir, mailbox.Options{
 		Logger:             logger,
 		RecipientDelimiter: cfg.RecipientDelimiter,
+		// The MIME structure, envelope and section offsets are computed once
+		// at delivery and stored, for IMAP's FETCH and SEARCH.
+		Parse: message.ParseBlob,
 	})
 	if err != nil {
 		if errors.Is(err, mailbox.ErrLocked) {
