@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	imapserver "posthorn/protocol/imap/server"
 	pop3server "posthorn/protocol/pop3/server"
 	"posthorn/protocol/sasl"
 	smtpserver "posthorn/protocol/smtp/server"
@@ -117,6 +118,46 @@ func serve(cfg *Config, logger *slog.Logger) error {
 			TLS:                tlsConfig,
 			AllowPlaintextAuth: cfg.AllowPlaintextAuth,
 			Limits:             pop3server.Limits{PerIPConnections: cfg.MaxConnsPerIP},
+			Logger:             logger,
+		})
+		logger.Info("listening", "service", l.name, "addr", ln.Addr().String())
+		g.Go(func() error { return srv.Serve(ctx, ln) })
+	}
+	// IMAP (RFC 9051): imap_listen offers STARTTLS; imaps_listen is implicit
+	// TLS (RFC 8314 3.3). The same limiter as SMTP and POP3.
+	imapLimits := imapserver.Limits{
+		MessageSize:      cfg.MessageSizeLimit,
+		PerIPConnections: cfg.MaxConnsPerIP,
+	}
+	for _, l := range []struct {
+		name, addr  string
+		implicitTLS bool
+	}{
+		{"imap", cfg.IMAPListen, false},
+		{"imaps", cfg.IMAPSListen, true},
+	} {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := listen(l.name, l.addr, l.implicitTLS, tlsConfig)
+		if err != nil {
+			return err
+		}
+		srv := imapserver.New(imapserver.Config{
+			Hostname: cfg.Hostname,
+			Listener: l.name,
+			OpenAccount: func(name string) (imapserver.Account, error) {
+				acct, err := a.store.Account(name)
+				if err != nil {
+					return nil, err // no typed-nil interface
+				}
+				return acct, nil
+			},
+			Auth:               credentials{store: a.store},
+			Limiter:            limiter,
+			TLS:                tlsConfig,
+			AllowPlaintextAuth: cfg.AllowPlaintextAuth,
+			Limits:             imapLimits,
 			Logger:             logger,
 		})
 		logger.Info("listening", "service", l.name, "addr", ln.Addr().String())
