@@ -21,7 +21,7 @@ build:
 run: build
 	@$(BIN) $(DEV) user list 2>/dev/null | grep -qx '$(DEMO_USER)' || \
 		echo '$(DEMO_PASS)' | $(BIN) $(DEV) user add $(DEMO_USER) >/dev/null
-	@echo "posthorn: SMTP 127.0.0.1:2525, submission 2587 (STARTTLS) and 2465 (TLS), POP3 2110 and 2995 (TLS); data in ./var"
+	@echo "posthorn: SMTP 127.0.0.1:2525, submission 2587 (STARTTLS) and 2465 (TLS), POP3 2110/2995, IMAP 2143/2993 (TLS); data in ./var"
 	@echo "posthorn: demo account $(DEMO_USER), password $(DEMO_PASS)"
 	@echo "posthorn: try: swaks --server 127.0.0.1:2525 --to $(DEMO_USER)"
 	@echo "posthorn: stop with Ctrl-C"
