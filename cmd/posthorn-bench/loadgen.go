@@ -23,8 +23,9 @@ type loadSpec struct {
 	sessions, messages int
 	perIP              int // sessions per source address (127.0.0.x)
 	body               *message
-	from, rcpt         string // envelope and header; "": benchFrom, benchRcpt
-	authUser, authPass string // AUTH PLAIN after EHLO when authUser is set
+	from, rcpt         string   // envelope and header; "": benchFrom, benchRcpt
+	rcpts              []string // every envelope recipient, if set (rcpt goes in the header)
+	authUser, authPass string   // AUTH PLAIN after EHLO when authUser is set
 }
 
 // envelope returns the sender and recipient of every message of the load.
@@ -210,14 +211,19 @@ func (s *session) run(ctx context.Context, addr string, src net.IP) error {
 		s.auth = time.Since(t)
 	}
 	from, rcpt := s.spec.envelope()
-	cmds := []struct {
+	rcpts := s.spec.rcpts
+	if len(rcpts) == 0 {
+		rcpts = []string{rcpt}
+	}
+	type command struct {
 		name, line string
 		code       int
-	}{
-		{"MAIL", "MAIL FROM:<" + from + ">\r\n", 250},
-		{"RCPT", "RCPT TO:<" + rcpt + ">\r\n", 250},
-		{"DATA", "DATA\r\n", 354},
 	}
+	cmds := []command{{"MAIL", "MAIL FROM:<" + from + ">\r\n", 250}}
+	for _, r := range rcpts {
+		cmds = append(cmds, command{"RCPT", "RCPT TO:<" + r + ">\r\n", 250})
+	}
+	cmds = append(cmds, command{"DATA", "DATA\r\n", 354})
 	for {
 		if err := context.Cause(ctx); err != nil {
 			return err
@@ -228,7 +234,7 @@ func (s *session) run(ctx context.Context, addr string, src net.IP) error {
 		}
 		conn.SetDeadline(time.Now().Add(replyTimeout))
 		if s.pipelining {
-			// RFC 2920: MAIL, RCPT and DATA in one write, then the replies in order.
+			// RFC 2920: MAIL, the RCPTs and DATA in one write, then the replies in order.
 			for _, c := range cmds {
 				s.w.WriteString(c.line)
 			}

@@ -1,21 +1,26 @@
 // Command posthorn-bench measures the real posthorn binary on loopback and
-// compares it with Debian's Postfix when Postfix is installed:
+// compares it with Debian's Postfix and Dovecot when they are installed:
 //
 //   - ingest: SMTP ingest with fsync on (the store's group commit) against
 //     Postfix delivering into a Maildir;
 //   - relay: messages submitted for a remote domain and relayed over SMTP to
 //     a sink in this tool (sink.go) on 127.0.0.9, against Postfix relaying
-//     the same load to the same kind of sink (relaybench.go).
+//     the same load to the same kind of sink (relaybench.go);
+//   - pop3: POP3 download rate, 20 concurrent sessions on 20 accounts each
+//     retrieving all 1,000 messages of its maildrop, against Debian's
+//     Dovecot serving the same messages from Maildirs (pop3bench.go).
 //
 // Usage:
 //
-//	go run ./cmd/posthorn-bench -bin bin/posthorn [-bench ingest,relay] [-sessions 1,50] [-messages N] [-runs 3]
+//	go run ./cmd/posthorn-bench -bin bin/posthorn [-bench ingest,relay,pop3] [-sessions 1,50] [-messages N] [-runs 3]
 //
 // Clients: go-loadgen, the small SMTP client in this directory (EHLO, AUTH
 // PLAIN for the relay load to posthorn, PIPELINING of MAIL+RCPT+DATA,
 // dot-stuffing, every reply checked), and for ingest also Postfix's
 // smtp-source when /usr/sbin/smtp-source exists, so both servers are
-// measured by the same third-party client.
+// measured by the same third-party client; for pop3, go-pop3
+// (pop3client.go: pipelined RETRs, byte-stuffing undone, every message's
+// size and CRC-32C checked), the same for posthorn and Dovecot.
 //
 // "stored" means: posthorn, the final 250 after DATA (posthorn answers it only
 // once the message is fsync'd in the account's bbolt file); Postfix, the
@@ -24,8 +29,9 @@
 // "relayed" means the sink has received all N messages.
 //
 // Everything listens and connects on 127.0.0.0/8 only. Every process the tool
-// starts is stopped by its own PID (posthorn) or by "postfix -c DIR stop" on
-// the private Postfix instance it created; temp dirs are removed unless -keep.
+// starts is stopped by its own PID (posthorn, Dovecot's master) or by
+// "postfix -c DIR stop" on the private Postfix instance it created; temp
+// dirs are removed unless -keep.
 package main
 
 import (
@@ -58,6 +64,7 @@ const (
 type options struct {
 	ingest      bool // -bench ingest
 	relay       bool // -bench relay
+	pop3        bool // -bench pop3
 	bin         string
 	messages    int
 	sessions    []int
@@ -69,6 +76,9 @@ type options struct {
 	coldAuth    bool
 	dir         string
 	timeout     time.Duration
+
+	pop3Sessions, pop3Messages, pop3Window, pop3Passes int
+	skipDovecot                                        bool
 }
 
 func main() {
@@ -80,7 +90,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var o options
 	var sessions, benches string
-	fs.StringVar(&benches, "bench", "ingest,relay", "benchmarks to run: ingest (store local mail), relay (submission to a loopback sink)")
+	fs.StringVar(&benches, "bench", "ingest,relay,pop3", "benchmarks to run: ingest (store local mail), relay (submission to a loopback sink), pop3 (download rate)")
 	fs.StringVar(&o.bin, "bin", "bin/posthorn", "posthorn binary to benchmark")
 	fs.IntVar(&o.messages, "messages", 0, "messages per load (0: 500 for 1 session, 2000 otherwise)")
 	fs.StringVar(&sessions, "sessions", "1,50", "comma-separated concurrent SMTP sessions per load")
@@ -92,6 +102,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dirs (data, configs, logs)")
 	fs.StringVar(&o.dir, "dir", "", "parent of the temp dir, on the disk to measure (default $TMPDIR or /tmp)")
 	fs.DurationVar(&o.timeout, "timeout", 20*time.Minute, "overall time limit")
+	fs.IntVar(&o.pop3Sessions, "pop3-sessions", 20, "pop3: concurrent POP3 sessions, one account each")
+	fs.IntVar(&o.pop3Messages, "pop3-messages", 1000, "pop3: messages in each account's maildrop, all retrieved by its session")
+	fs.IntVar(&o.pop3Window, "pop3-window", 16, "pop3: RETR commands a session keeps outstanding (pipelined)")
+	fs.IntVar(&o.pop3Passes, "pop3-passes", 3, "pop3: measured passes per run and server (after one unmeasured first pass)")
+	fs.BoolVar(&o.skipDovecot, "skip-dovecot", false, "pop3: do not run the Dovecot comparison")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -101,8 +116,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			o.ingest = true
 		case benchRelay:
 			o.relay = true
+		case benchPOP3:
+			o.pop3 = true
 		default:
-			fmt.Fprintf(stderr, "posthorn-bench: bad -bench entry %q (ingest, relay)\n", f)
+			fmt.Fprintf(stderr, "posthorn-bench: bad -bench entry %q (ingest, relay, pop3)\n", f)
 			return 2
 		}
 	}
@@ -115,7 +132,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		o.sessions = append(o.sessions, n)
 	}
 	if o.runs < 1 || o.runs > 20 || o.messages < 0 || o.messages > 1_000_000 ||
-		o.size < 16 || o.size > 10<<20 || o.perIP < 1 || o.perIP > 1000 || o.timeout <= 0 {
+		o.size < 16 || o.size > 10<<20 || o.perIP < 1 || o.perIP > 1000 || o.timeout <= 0 ||
+		o.pop3Sessions < 1 || o.pop3Sessions > 100 || o.pop3Messages < 1 || o.pop3Messages > 100_000 ||
+		o.pop3Window < 1 || o.pop3Window > 1000 || o.pop3Passes < 1 || o.pop3Passes > 20 {
 		fmt.Fprintln(stderr, "posthorn-bench: flag out of range")
 		return 2
 	}
@@ -171,13 +190,30 @@ func bench(ctx context.Context, o options, out io.Writer) (err error) {
 		fmt.Fprintf(out, "smtp-source: not installed (%s); third-party client loads skipped (apt-get install postfix)\n", smtpSource)
 	}
 	withPostfix := false
-	if o.skipPostfix {
+	switch {
+	case !o.ingest && !o.relay:
+	case o.skipPostfix:
 		fmt.Fprintln(out, "postfix: comparison skipped (-skip-postfix)")
-	} else if why := postfixMissing(); why != "" {
-		fmt.Fprintln(out, "postfix: comparison skipped:", why)
-	} else {
-		withPostfix = true
-		fmt.Fprintln(out, "postfix:", postfixVersion(ctx)+", a private instance per load (fresh, like posthorn)")
+	default:
+		if why := postfixMissing(); why != "" {
+			fmt.Fprintln(out, "postfix: comparison skipped:", why)
+		} else {
+			withPostfix = true
+			fmt.Fprintln(out, "postfix:", postfixVersion(ctx)+", a private instance per load (fresh, like posthorn)")
+		}
+	}
+	withDovecot := false
+	switch {
+	case !o.pop3:
+	case o.skipDovecot:
+		fmt.Fprintln(out, "dovecot: comparison skipped (-skip-dovecot)")
+	default:
+		if why := dovecotMissing(); why != "" {
+			fmt.Fprintln(out, "dovecot: comparison skipped:", why)
+		} else {
+			withDovecot = true
+			fmt.Fprintln(out, "dovecot:", dovecotVersion(ctx)+", a private master per round (fresh, like posthorn)")
+		}
 	}
 
 	body := makeBody(o.size)
@@ -258,6 +294,25 @@ func bench(ctx context.Context, o options, out io.Writer) (err error) {
 				if err := runLoads(r, loads); err != nil {
 					return err
 				}
+			}
+		}
+	}
+	if o.pop3 {
+		data, err := pop3Prepare(ctx, o, tmp, body, withDovecot, out)
+		if err != nil {
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			return fmt.Errorf("pop3 setup: %w", err)
+		}
+		for r := 1; r <= o.runs; r++ {
+			fmt.Fprintf(out, "pop3 run %d/%d: load average %s\n", r, o.runs, loadAvg())
+			for _, t := range pop3Round(ctx, o, data, out, fmt.Sprintf("run %d/%d", r, o.runs)) {
+				if ctx.Err() != nil {
+					return context.Cause(ctx)
+				}
+				t.res.round = r
+				table.add(t.res, t.err, out)
 			}
 		}
 	}

@@ -102,6 +102,13 @@ func startPosthorn(ctx context.Context, bin, dir string) (*server, error) {
 // startServe runs "posthorn FLAGS serve" with its output in logPath and
 // waits for the 220 greeting on addr.
 func startServe(ctx context.Context, bin string, flags []string, addr, logPath string) (*server, error) {
+	return startServeWith(ctx, bin, flags, addr, logPath, waitBanner)
+}
+
+// startServeWith is startServe with the greeting check wait (waitBanner for
+// SMTP, waitPOP3Greeting for POP3).
+func startServeWith(ctx context.Context, bin string, flags []string, addr, logPath string,
+	wait func(ctx context.Context, addr string, died <-chan struct{}, limit time.Duration) error) (*server, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -119,7 +126,7 @@ func startServe(ctx context.Context, bin string, flags []string, addr, logPath s
 		s.waitErr = cmd.Wait()
 		close(s.done)
 	}()
-	if err := waitBanner(ctx, addr, s.done, 30*time.Second); err != nil {
+	if err := wait(ctx, addr, s.done, 30*time.Second); err != nil {
 		s.stop()
 		return nil, fmt.Errorf("posthorn did not start: %w; log: %s", err, tail(logPath))
 	}

@@ -24,12 +24,18 @@ type result struct {
 	sink               sinkStats     // relay
 	queueEmpty         time.Duration // relay: from the sink having all to "Mail queue is empty"
 	dnsQueries         int64         // relay, posthorn: questions to the bench DNS server
+	bytes              int64         // pop3: octets retrieved in the measured pass
+	first              time.Duration // pop3: the first (unmeasured) pass
+	clientCPU          time.Duration // pop3: this tool's CPU (the client) during the measured passes
+	passes             int           // pop3: measured passes (messages, bytes and stored add them up)
+	maxAnon            int64         // pop3, posthorn: max RssAnon (100 ms samples): VmRSS without the mmap'd store files
 }
 
 // Benchmarks (-bench).
 const (
 	benchIngest = "ingest"
 	benchRelay  = "relay"
+	benchPOP3   = "pop3"
 )
 
 func (r result) kind() string {
@@ -126,14 +132,19 @@ func (t *table) keysOf(bench string) []string {
 
 // print prints a table for each benchmark that has rows, then the failures.
 func (t *table) print(out io.Writer, o options, body *message) {
-	if len(t.keysOf(benchIngest)) > 0 {
-		t.printIngest(out, o, body)
-	}
-	if len(t.keysOf(benchRelay)) > 0 {
-		if len(t.keysOf(benchIngest)) > 0 {
+	printed := false
+	for _, b := range []struct {
+		bench string
+		print func(io.Writer, options, *message)
+	}{{benchIngest, t.printIngest}, {benchRelay, t.printRelay}, {benchPOP3, t.printPOP3}} {
+		if len(t.keysOf(b.bench)) == 0 {
+			continue
+		}
+		if printed {
 			fmt.Fprintln(out)
 		}
-		t.printRelay(out, o, body)
+		b.print(out, o, body)
+		printed = true
 	}
 	if t.failures > 0 {
 		fmt.Fprintf(out, "%d load(s) FAILED (see above); they are not in the table\n", t.failures)
@@ -226,7 +237,7 @@ func (t *table) printRelay(out io.Writer, o options, body *message) {
 		ph, pf := t.summary(k), t.summary(pk)
 		if median(pf.stored) > 0 && median(pf.accept) > 0 {
 			ratios = append(ratios, fmt.Sprintf("ratio posthorn/postfix, %d session(s): relayed %.2fx, accept %.2fx (ratios of the medians)%s",
-				r.sessions, median(ph.stored)/median(pf.stored), median(ph.accept)/median(pf.accept), t.roundRatios(k, pk)))
+				r.sessions, median(ph.stored)/median(pf.stored), median(ph.accept)/median(pf.accept), t.roundRatios(k, pk, "relayed")))
 		}
 	}
 	if len(ratios) > 0 {
@@ -243,8 +254,9 @@ func (t *table) printRelay(out io.Writer, o options, body *message) {
 }
 
 // roundRatios: the median and range of the per-round ratios of the stored
-// (relayed) rates of rows a and b, over the rounds both completed.
-func (t *table) roundRatios(a, b string) string {
+// (relayed, retrieved) rates of rows a and b, over the rounds both
+// completed.
+func (t *table) roundRatios(a, b, what string) string {
 	pf := make(map[int]float64)
 	for _, r := range t.rows[b] {
 		pf[r.round] = rate(r.messages, r.stored)
@@ -258,5 +270,65 @@ func (t *table) roundRatios(a, b string) string {
 	if len(v) < 2 {
 		return ""
 	}
-	return fmt.Sprintf("; relayed per round: median %.2fx, %.2f–%.2fx", median(v), slices.Min(v), slices.Max(v))
+	return fmt.Sprintf("; %s per round: median %.2fx, %.2f–%.2fx", what, median(v), slices.Min(v), slices.Max(v))
+}
+
+func (t *table) printPOP3(out io.Writer, o options, body *message) {
+	ks := t.keysOf(benchPOP3)
+	r0 := t.rows[ks[0]][0]
+	perPass := r0.messages / max(1, r0.passes)
+	fmt.Fprintf(out, "POP3 download: %d sessions at once, one account each, each retrieving all %d messages of its maildrop\n", r0.sessions, perPass/r0.sessions)
+	fmt.Fprintf(out, "(%.0f octets on average), %d RETRs pipelined; %d measured passes per run, median of %d run(s)\n",
+		float64(r0.bytes)/float64(r0.messages), o.pop3Window, o.pop3Passes, o.runs)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "server\tclient\tsessions\tmsgs/pass\tmsg/s\tMB/s\tfirst pass msg/s\tserver CPU/msg\tclient CPU/msg\tpeak memory\truns (msg/s)\tnote")
+	for _, k := range ks {
+		rs := t.rows[k]
+		r := rs[0]
+		s := t.summary(k)
+		var each, mb, first, anon, client []float64
+		var eachS []string
+		for _, x := range rs {
+			v := rate(x.messages, x.stored)
+			each = append(each, v)
+			eachS = append(eachS, fmt.Sprintf("%.0f", v))
+			mb = append(mb, mbps(x.bytes, x.stored))
+			first = append(first, rate(x.messages/max(1, x.passes), x.first))
+			anon = append(anon, float64(x.maxAnon))
+			client = append(client, float64(x.clientCPU.Microseconds())/float64(x.messages))
+		}
+		mem := mib(int64(median(s.hwm))) + " VmHWM (RssAnon " + mib(int64(median(anon))) + ")"
+		if r.server != "posthorn" {
+			mem = mib(int64(median(s.rss))) + " ΣPSS"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.0f\t%.1f\t%.0f\t%.0f µs\t%.0f µs\t%s\t%s\t%s\n",
+			r.server, r.client, r.sessions, r.messages/max(1, r.passes), median(each), median(mb), median(first), median(s.cpu), median(client),
+			mem, strings.Join(eachS, " "), r.note)
+	}
+	tw.Flush()
+	for _, k := range ks {
+		r := t.rows[k][0]
+		if r.server != "posthorn" {
+			continue
+		}
+		dk := key(benchPOP3, "dovecot", r.client, r.sessions)
+		if _, ok := t.rows[dk]; !ok {
+			continue
+		}
+		ph, dc := median(t.summary(k).stored), median(t.summary(dk).stored)
+		if dc > 0 {
+			fmt.Fprintln(out)
+			fmt.Fprintf(out, "ratio posthorn/dovecot, msg/s (%d sessions): %.2fx (ratio of the medians)%s\n", r.sessions, ph/dc, t.roundRatios(k, dk, "msg/s"))
+		}
+	}
+	fmt.Fprintln(out)
+	fmt.Fprintln(out, "pass: every session connects, logs in, STAT, LIST, RETRs every message, QUIT (no DELE); a pass ends with the last")
+	fmt.Fprintln(out, "QUIT's +OK. msg/s: messages retrieved by all sessions in the measured passes / the sum of their times. Both")
+	fmt.Fprintln(out, "servers run at once, and their measured passes alternate. first pass: the same load right after the start")
+	fmt.Fprintln(out, "(posthorn derives each account's PBKDF2 hash once; Dovecot's passwords are {PLAIN}).")
+	fmt.Fprintln(out, "MB/s: 10^6 octets of messages (RFC 1939 sizes) per second. Every message was checked: size as LIST, CRC-32C as stored.")
+	fmt.Fprintln(out, "memory: posthorn's VmHWM, which counts the pages of its mmap'd store files it touched, and the largest")
+	fmt.Fprintln(out, "RssAnon (its own memory); Dovecot: largest sum of PSS of the master and its children (100 ms samples).")
+	fmt.Fprintln(out, "server CPU/msg: user+system time of the server's processes during the measured passes, per message;")
+	fmt.Fprintln(out, "client CPU/msg: the same for this tool's process (the POP3 client), which shares the machine with the server.")
 }
