@@ -87,6 +87,9 @@ func newInstanceAt(t testing.TB, smtpAddr string, extra ...string) *instance {
 		"-o", "pop3_listen=", "-o", "pop3s_listen=",
 		"-o", "imap_listen=", "-o", "imaps_listen=",
 		"-o", "log_level=debug",
+		// Nothing in a test may leave 127.0.0.0/8: no system resolver. Tests
+		// that relay point this at their in-process DNS server.
+		"-o", "dns_resolvers=127.0.0.1:9",
 	}, extra...)
 	return in
 }
