@@ -40,6 +40,8 @@ type Config struct {
 	MessageSizeLimit   int64
 	MaxRecipients      int
 	MaxConnsPerIP      int
+	MaxConns           int
+	MaxConnsPerAccount int
 	RecipientDelimiter string
 	LogLevel           string
 	LogFormat          string
@@ -142,6 +144,22 @@ var configKeys = map[string]configKey{
 			return errors.New("not a number between 1 and 100000")
 		}
 		c.MaxConnsPerIP = n
+		return nil
+	}},
+	"max_connections": {def: constant("2000"), apply: func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000000 {
+			return errors.New("not a number between 1 and 1000000")
+		}
+		c.MaxConns = n
+		return nil
+	}},
+	"max_connections_per_account": {def: constant("20"), apply: func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100000 {
+			return errors.New("not a number between 1 and 100000")
+		}
+		c.MaxConnsPerAccount = n
 		return nil
 	}},
 	"recipient_delimiter": {def: constant("+"), apply: func(c *Config, v string) error {

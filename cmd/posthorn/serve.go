@@ -53,6 +53,7 @@ func serve(cfg *Config, logger *slog.Logger) error {
 		MessageSize:      cfg.MessageSizeLimit,
 		Recipients:       cfg.MaxRecipients,
 		PerIPConnections: cfg.MaxConnsPerIP,
+		Connections:      cfg.MaxConns,
 	}
 	smtpListeners := []struct {
 		name, addr  string
@@ -117,7 +118,7 @@ func serve(cfg *Config, logger *slog.Logger) error {
 			Locks:              pop3Locks,
 			TLS:                tlsConfig,
 			AllowPlaintextAuth: cfg.AllowPlaintextAuth,
-			Limits:             pop3server.Limits{PerIPConnections: cfg.MaxConnsPerIP},
+			Limits:             pop3server.Limits{PerIPConnections: cfg.MaxConnsPerIP, Connections: cfg.MaxConns},
 			Logger:             logger,
 		})
 		logger.Info("listening", "service", l.name, "addr", ln.Addr().String())
@@ -126,8 +127,10 @@ func serve(cfg *Config, logger *slog.Logger) error {
 	// IMAP (RFC 9051): imap_listen offers STARTTLS; imaps_listen is implicit
 	// TLS (RFC 8314 3.3). The same limiter as SMTP and POP3.
 	imapLimits := imapserver.Limits{
-		MessageSize:      cfg.MessageSizeLimit,
-		PerIPConnections: cfg.MaxConnsPerIP,
+		MessageSize:           cfg.MessageSizeLimit,
+		PerIPConnections:      cfg.MaxConnsPerIP,
+		PerAccountConnections: cfg.MaxConnsPerAccount,
+		Connections:           cfg.MaxConns,
 	}
 	for _, l := range []struct {
 		name, addr  string
