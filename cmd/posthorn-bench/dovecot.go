@@ -27,10 +27,14 @@ const (
 )
 
 // dovecotMissing says why the Dovecot comparison cannot run, or "".
-func dovecotMissing() string {
-	for _, p := range []string{dovecotCmd, dovecotPOP3} {
+func dovecotMissing() string { return dovecotMissingFor(dovecotPOP3, "dovecot-pop3d") }
+
+// dovecotMissingFor is dovecotMissing for the protocol binary bin of the
+// Debian package pkg.
+func dovecotMissingFor(bin, pkg string) string {
+	for _, p := range []string{dovecotCmd, bin} {
 		if !fileExists(p) {
-			return p + " is not installed (apt-get install dovecot-pop3d)"
+			return p + " is not installed (apt-get install " + pkg + ")"
 		}
 	}
 	if os.Geteuid() != 0 {
@@ -140,12 +144,20 @@ type dovecotPeer struct {
 // startDovecot writes the config for a free port and starts the master in
 // the foreground; it returns once POP3 answers with +OK.
 func startDovecot(ctx context.Context, l dovecotLayout) (*dovecotPeer, error) {
+	conf := func(port string) string { return dovecotConf(l, port, runtime.NumCPU()) }
+	return startDovecotWith(ctx, l, conf, waitPOP3Greeting)
+}
+
+// startDovecotWith is startDovecot with the config conf(port) and the
+// greeting check wait (imapbench.go: IMAP).
+func startDovecotWith(ctx context.Context, l dovecotLayout, conf func(port string) string,
+	wait func(ctx context.Context, addr string, died <-chan struct{}, limit time.Duration) error) (*dovecotPeer, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
 	_, port, _ := strings.Cut(addr, ":")
-	if err := os.WriteFile(l.conf, []byte(dovecotConf(l, port, runtime.NumCPU())), 0o644); err != nil {
+	if err := os.WriteFile(l.conf, []byte(conf(port)), 0o644); err != nil {
 		return nil, err
 	}
 	logf, err := os.OpenFile(l.log+".stderr", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -166,7 +178,7 @@ func startDovecot(ctx context.Context, l dovecotLayout) (*dovecotPeer, error) {
 		p.waitErr = cmd.Wait()
 		close(p.done)
 	}()
-	if err := waitPOP3Greeting(ctx, addr, p.done, 30*time.Second); err != nil {
+	if err := wait(ctx, addr, p.done, 30*time.Second); err != nil {
 		p.stop()
 		return nil, fmt.Errorf("dovecot did not start: %w; log: %s %s", err, tail(l.log+".stderr"), tail(l.log))
 	}

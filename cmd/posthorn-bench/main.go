@@ -8,11 +8,15 @@
 //     the same load to the same kind of sink (relaybench.go);
 //   - pop3: POP3 download rate, 20 concurrent sessions on 20 accounts each
 //     retrieving all 1,000 messages of its maildrop, against Debian's
-//     Dovecot serving the same messages from Maildirs (pop3bench.go).
+//     Dovecot serving the same messages from Maildirs (pop3bench.go);
+//   - imap: an IMAP command mix of 10 clients (LOGIN per cycle, SELECT,
+//     FETCH, STORE, SEARCH, APPEND, EXPUNGE, LOGOUT), a 100,000-message
+//     folder, and memory per idle connection, against Debian's Dovecot
+//     (imapbench.go, imapclient.go).
 //
 // Usage:
 //
-//	go run ./cmd/posthorn-bench -bin bin/posthorn [-bench ingest,relay,pop3] [-sessions 1,50] [-messages N] [-runs 3]
+//	go run ./cmd/posthorn-bench -bin bin/posthorn [-bench ingest,relay,pop3,imap] [-sessions 1,50] [-messages N] [-runs 3]
 //
 // Clients: go-loadgen, the small SMTP client in this directory (EHLO, AUTH
 // PLAIN for the relay load to posthorn, PIPELINING of MAIL+RCPT+DATA,
@@ -65,6 +69,7 @@ type options struct {
 	ingest      bool // -bench ingest
 	relay       bool // -bench relay
 	pop3        bool // -bench pop3
+	imapOn      bool // -bench imap
 	bin         string
 	messages    int
 	sessions    []int
@@ -79,6 +84,8 @@ type options struct {
 
 	pop3Sessions, pop3Messages, pop3Window, pop3Passes int
 	skipDovecot                                        bool
+
+	imap imapOptions // -imap-* (imapbench.go)
 }
 
 func main() {
@@ -90,7 +97,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var o options
 	var sessions, benches string
-	fs.StringVar(&benches, "bench", "ingest,relay,pop3", "benchmarks to run: ingest (store local mail), relay (submission to a loopback sink), pop3 (download rate)")
+	fs.StringVar(&benches, "bench", "ingest,relay,pop3,imap", "benchmarks to run: ingest (store local mail), relay (submission to a loopback sink), pop3 (download rate), imap (command mix, large folder, idle connections)")
 	fs.StringVar(&o.bin, "bin", "bin/posthorn", "posthorn binary to benchmark")
 	fs.IntVar(&o.messages, "messages", 0, "messages per load (0: 500 for 1 session, 2000 otherwise)")
 	fs.StringVar(&sessions, "sessions", "1,50", "comma-separated concurrent SMTP sessions per load")
@@ -106,7 +113,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.pop3Messages, "pop3-messages", 1000, "pop3: messages in each account's maildrop, all retrieved by its session")
 	fs.IntVar(&o.pop3Window, "pop3-window", 16, "pop3: RETR commands a session keeps outstanding (pipelined)")
 	fs.IntVar(&o.pop3Passes, "pop3-passes", 3, "pop3: measured passes per run and server (after one unmeasured first pass)")
-	fs.BoolVar(&o.skipDovecot, "skip-dovecot", false, "pop3: do not run the Dovecot comparison")
+	fs.BoolVar(&o.skipDovecot, "skip-dovecot", false, "pop3, imap: do not run the Dovecot comparison")
+	imapFlags(fs, &o.imap)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -118,8 +126,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			o.relay = true
 		case benchPOP3:
 			o.pop3 = true
+		case benchIMAP:
+			o.imapOn = true
 		default:
-			fmt.Fprintf(stderr, "posthorn-bench: bad -bench entry %q (ingest, relay, pop3)\n", f)
+			fmt.Fprintf(stderr, "posthorn-bench: bad -bench entry %q (ingest, relay, pop3, imap)\n", f)
 			return 2
 		}
 	}
@@ -134,7 +144,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if o.runs < 1 || o.runs > 20 || o.messages < 0 || o.messages > 1_000_000 ||
 		o.size < 16 || o.size > 10<<20 || o.perIP < 1 || o.perIP > 1000 || o.timeout <= 0 ||
 		o.pop3Sessions < 1 || o.pop3Sessions > 100 || o.pop3Messages < 1 || o.pop3Messages > 100_000 ||
-		o.pop3Window < 1 || o.pop3Window > 1000 || o.pop3Passes < 1 || o.pop3Passes > 20 {
+		o.pop3Window < 1 || o.pop3Window > 1000 || o.pop3Passes < 1 || o.pop3Passes > 20 || !o.imap.valid() {
 		fmt.Fprintln(stderr, "posthorn-bench: flag out of range")
 		return 2
 	}
@@ -213,6 +223,20 @@ func bench(ctx context.Context, o options, out io.Writer) (err error) {
 		} else {
 			withDovecot = true
 			fmt.Fprintln(out, "dovecot:", dovecotVersion(ctx)+", a private master per round (fresh, like posthorn)")
+		}
+	}
+
+	withDovecotIMAP := false
+	switch {
+	case !o.imapOn:
+	case o.skipDovecot:
+		fmt.Fprintln(out, "dovecot imap: comparison skipped (-skip-dovecot)")
+	default:
+		if why := dovecotMissingFor(dovecotIMAP, "dovecot-imapd"); why != "" {
+			fmt.Fprintln(out, "dovecot imap: comparison skipped:", why)
+		} else {
+			withDovecotIMAP = true
+			fmt.Fprintln(out, "dovecot imap:", dovecotVersion(ctx)+", a private master per part (fresh, like posthorn)")
 		}
 	}
 
@@ -316,12 +340,20 @@ func bench(ctx context.Context, o options, out io.Writer) (err error) {
 			}
 		}
 	}
+	printIMAP, imapErr := func() {}, error(nil)
+	if o.imapOn {
+		printIMAP, imapErr = imapBench(ctx, o, tmp, withDovecotIMAP, out)
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+	}
 	fmt.Fprintln(out)
 	table.print(out, o, body)
+	printIMAP()
 	if table.failures > 0 {
-		return fmt.Errorf("%d load(s) failed", table.failures)
+		return errors.Join(fmt.Errorf("%d load(s) failed", table.failures), imapErr)
 	}
-	return nil
+	return imapErr
 }
 
 // messageCount is the number of messages of a load with s sessions.

@@ -36,6 +36,7 @@ const (
 	benchIngest = "ingest"
 	benchRelay  = "relay"
 	benchPOP3   = "pop3"
+	benchIMAP   = "imap" // its own tables (imapbench.go)
 )
 
 func (r result) kind() string {
