@@ -38,7 +38,9 @@ func FuzzCanonicalCRLF(f *testing.F) {
 		if !bytes.Equal(CanonicalCRLF(out), out) {
 			t.Fatal("not idempotent")
 		}
-		strip := func(b []byte) []byte { return bytes.ReplaceAll(bytes.ReplaceAll(b, []byte("\r"), nil), []byte("\n"), nil) }
+		strip := func(b []byte) []byte {
+			return bytes.ReplaceAll(bytes.ReplaceAll(b, []byte("\r"), nil), []byte("\n"), nil)
+		}
 		if !bytes.Equal(strip(in), strip(out)) {
 			t.Fatal("content other than line ends changed")
 		}
