@@ -48,9 +48,8 @@ func (s *session) cmdStartTLS(c *imap.Command) error {
 		return errClose
 	}
 	st := tc.ConnectionState()
-	s.mu.Lock()
 	s.conn = tc
-	s.mu.Unlock()
+	s.guard.SetConn(tc)
 	s.tls = &st
 	s.setStreams(tc)
 	if injected > 0 {

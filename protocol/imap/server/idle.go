@@ -40,9 +40,9 @@ func (s *session) cmdIdle(c *imap.Command) error {
 	// RFC 2177 3 and RFC 9051 5.4: the autologout timer applies while
 	// idling; clients re-issue IDLE within 29 minutes.
 	s.conn.SetReadDeadline(time.Now().Add(s.srv.limits.AutoLogout))
-	s.setBusy(false)
-	defer s.setBusy(true)
-	if s.isStopping() {
+	s.guard.Idle()
+	defer s.guard.Busy()
+	if s.guard.Stopping() {
 		s.conn.SetReadDeadline(time.Now())
 	}
 	lines := make(chan idleLine, 1)
@@ -98,7 +98,7 @@ func (s *session) idleDone(r idleLine) error {
 	case r.err == nil:
 		return bad("Expected DONE")
 	case errors.As(r.err, &ne) && ne.Timeout():
-		if s.isStopping() {
+		if s.guard.Stopping() {
 			s.bye("Server shutting down")
 		} else {
 			s.bye("Autologout; idle for too long")

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"posthorn/mailbox"
+	"posthorn/protocol/netserve"
 	"posthorn/protocol/sasl"
 )
 
@@ -158,14 +158,11 @@ type Server struct {
 	now    func() time.Time
 	recent recentTracker
 
-	mu        sync.Mutex
-	perIP     map[netip.Addr]int
-	perAcct   map[string]int
-	sessions  map[*session]struct{}
-	total     int
-	closing   atomic.Bool
-	wg        sync.WaitGroup
+	conns     *netserve.Server
 	sessionID atomic.Uint64
+
+	mu      sync.Mutex // guards perAcct
+	perAcct map[string]int
 
 	// loopbackIsRemote lets tests, which can only connect from loopback,
 	// see the rules for remote clients (LOGINDISABLED).
@@ -175,14 +172,12 @@ type Server struct {
 // New returns a server for cfg.
 func New(cfg Config) *Server {
 	s := &Server{
-		cfg:      cfg,
-		limits:   cfg.Limits.withDefaults(),
-		log:      cfg.Logger,
-		now:      cfg.Now,
-		perIP:    make(map[netip.Addr]int),
-		perAcct:  make(map[string]int),
-		sessions: make(map[*session]struct{}),
-		recent:   recentTracker{marks: make(map[recentKey]uint32)},
+		cfg:     cfg,
+		limits:  cfg.Limits.withDefaults(),
+		log:     cfg.Logger,
+		now:     cfg.Now,
+		perAcct: make(map[string]int),
+		recent:  recentTracker{marks: make(map[recentKey]uint32)},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -196,6 +191,15 @@ func New(cfg Config) *Server {
 	if s.cfg.Hostname == "" {
 		s.cfg.Hostname = "localhost"
 	}
+	s.conns = netserve.New(netserve.Config{
+		Listener:         s.cfg.Listener,
+		PerIPConnections: s.limits.PerIPConnections,
+		Connections:      s.limits.Connections,
+		ShutdownGrace:    s.limits.ShutdownGrace,
+		// RFC 9051 7.1.5: BYE as the greeting refuses the connection.
+		Refusal: []byte("* BYE Too many connections, try again later\r\n"),
+		Logger:  s.log,
+	})
 	return s
 }
 
@@ -203,70 +207,10 @@ func New(cfg Config) *Server {
 // lets commands in flight finish within Limits.ShutdownGrace, says BYE to
 // idle sessions (RFC 9051 7.1.5), and returns when every session has ended.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	stop := context.AfterFunc(ctx, func() {
-		s.closing.Store(true)
-		ln.Close()
-		s.interruptSessions()
+	return s.conns.Serve(ctx, ln, func(conn net.Conn, remote netip.AddrPort) (*netserve.Guard, func()) {
+		sess := newSession(s, conn, remote)
+		return sess.guard, func() { sess.run(ctx) }
 	})
-	defer stop()
-	var tempDelay time.Duration
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
-				break
-			}
-			// Temporary accept errors (EMFILE): back off as net/http does.
-			tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
-			s.log.Warn("accept failed", "listener", s.cfg.Listener, "err", err, "retry_in", tempDelay)
-			time.Sleep(tempDelay)
-			continue
-		}
-		tempDelay = 0
-		s.startSession(ctx, conn)
-	}
-	s.wg.Wait()
-	return nil
-}
-
-// startSession applies the connection caps and runs the session in its own
-// goroutine.
-func (s *Server) startSession(ctx context.Context, conn net.Conn) {
-	remote := addrPort(conn.RemoteAddr())
-	ip := remote.Addr()
-	s.mu.Lock()
-	if s.total >= s.limits.Connections || s.perIP[ip] >= s.limits.PerIPConnections {
-		s.mu.Unlock()
-		// RFC 9051 7.1.5: BYE as the greeting refuses the connection. On an
-		// implicit-TLS listener nothing is written before the handshake,
-		// which would stall here, so the connection is only closed.
-		s.log.Info("connection refused: too many connections", "listener", s.cfg.Listener, "remote", remote.String())
-		if _, isTLS := conn.(*tls.Conn); !isTLS {
-			conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			io.WriteString(conn, "* BYE Too many connections, try again later\r\n")
-		}
-		conn.Close()
-		return
-	}
-	sess := newSession(s, conn, remote)
-	s.total++
-	s.perIP[ip]++
-	s.sessions[sess] = struct{}{}
-	s.wg.Add(1)
-	s.mu.Unlock()
-	go func() {
-		defer s.wg.Done()
-		defer func() {
-			s.mu.Lock()
-			s.total--
-			if s.perIP[ip]--; s.perIP[ip] <= 0 {
-				delete(s.perIP, ip)
-			}
-			delete(s.sessions, sess)
-			s.mu.Unlock()
-		}()
-		sess.run(ctx)
-	}()
 }
 
 // claimAccount counts a session against its account's connection cap and
@@ -289,31 +233,8 @@ func (s *Server) releaseAccount(name string) {
 	}
 }
 
-// interruptSessions wakes idle sessions so that they say BYE, and gives
-// sessions in a command ShutdownGrace.
-func (s *Server) interruptSessions() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for sess := range s.sessions {
-		sess.interrupt(s.limits.ShutdownGrace)
-	}
-}
-
 // Sessions returns the number of open sessions.
-func (s *Server) Sessions() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.total
-}
-
-func addrPort(a net.Addr) netip.AddrPort {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		ap := ta.AddrPort()
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	}
-	ap, _ := netip.ParseAddrPort(a.String())
-	return ap
-}
+func (s *Server) Sessions() int { return s.conns.Sessions() }
 
 // recentTracker remembers, per account and folder, the highest UID that
 // some session has already seen as \Recent (RFC 3501 2.3.2: "the first

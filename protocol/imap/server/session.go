@@ -6,15 +6,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"runtime/debug"
-	"sync"
 	"time"
 
 	"posthorn/mailbox"
 	"posthorn/protocol/imap"
+	"posthorn/protocol/netserve"
 )
 
 // state is the connection state of RFC 9051 3.
@@ -182,14 +181,12 @@ type session struct {
 	okText string
 	curTag string // tag of the command being executed
 
-	// Shutdown coordination: busy while a command runs.
-	mu       sync.Mutex
-	busy     bool
-	stopping bool
+	// guard is busy while a command runs (shutdown coordination).
+	guard *netserve.Guard
 }
 
 func newSession(srv *Server, conn net.Conn, remote netip.AddrPort) *session {
-	s := &session{srv: srv, cmds: commands, conn: conn, remote: remote, first: true, id: srv.sessionName()}
+	s := &session{srv: srv, cmds: commands, conn: conn, remote: remote, first: true, id: srv.sessionName(), guard: netserve.NewGuard(conn)}
 	s.setStreams(conn)
 	return s
 }
@@ -197,10 +194,7 @@ func newSession(srv *Server, conn net.Conn, remote netip.AddrPort) *session {
 // setStreams (re)creates the reader, writer, decoder and encoder on rw;
 // after STARTTLS nothing buffered before the handshake survives.
 func (s *session) setStreams(c net.Conn) {
-	var rw io.ReadWriter = c
-	if s.srv.cfg.Trace != nil {
-		rw = &traceConn{conn: c, trace: s.srv.cfg.Trace}
-	}
+	rw := netserve.Trace(c, s.srv.cfg.Trace)
 	s.br = bufio.NewReaderSize(rw, 16<<10)
 	s.bw = bufio.NewWriterSize(rw, 16<<10)
 	s.dec = imap.NewDecoder(s.br, s.decoderLimits())
@@ -245,32 +239,6 @@ func (s *session) decoderLimits() imap.Limits {
 	}
 }
 
-// interrupt is called at shutdown: an idle session is woken at once, one
-// in a command gets grace to finish it.
-func (s *session) interrupt(grace time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.stopping = true
-	if s.busy {
-		s.conn.SetDeadline(time.Now().Add(grace))
-	} else {
-		s.conn.SetReadDeadline(time.Now())
-	}
-}
-
-func (s *session) setBusy(b bool) (stopping bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.busy = b
-	return s.stopping
-}
-
-func (s *session) isStopping() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stopping
-}
-
 func (s *session) run(ctx context.Context) {
 	defer s.conn.Close()
 	defer s.logout()
@@ -300,13 +268,13 @@ func (s *session) run(ctx context.Context) {
 		return
 	}
 	for {
-		if s.setBusy(false) {
+		if s.guard.Idle() {
 			s.bye("Server shutting down")
 			return
 		}
 		s.conn.SetReadDeadline(time.Now().Add(s.readTimeout()))
 		cmd, err := s.dec.ReadCommand(s.continuation)
-		if s.setBusy(true) && err != nil {
+		if s.guard.Busy() && err != nil {
 			s.bye("Server shutting down")
 			return
 		}
@@ -514,28 +482,4 @@ func storeError(err error) error {
 		return no(imap.CodeUnavailable, "Temporary failure, try again later")
 	}
 	return err
-}
-
-// traceConn copies traffic to a trace writer, for recording transcripts.
-type traceConn struct {
-	conn  io.ReadWriter
-	trace io.Writer
-	mu    sync.Mutex
-}
-
-func (t *traceConn) Read(p []byte) (int, error) {
-	n, err := t.conn.Read(p)
-	if n > 0 {
-		t.mu.Lock()
-		fmt.Fprintf(t.trace, "C: %q\n", p[:n])
-		t.mu.Unlock()
-	}
-	return n, err
-}
-
-func (t *traceConn) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	fmt.Fprintf(t.trace, "S: %q\n", p)
-	t.mu.Unlock()
-	return t.conn.Write(p)
 }

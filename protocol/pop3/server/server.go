@@ -3,15 +3,13 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
-	"sync"
-	"sync/atomic"
 	"time"
 
+	"posthorn/protocol/netserve"
 	"posthorn/protocol/pop3"
 	"posthorn/protocol/sasl"
 )
@@ -135,12 +133,7 @@ type Server struct {
 	log    *slog.Logger
 	locks  *Locks
 
-	mu       sync.Mutex
-	perIP    map[netip.Addr]int
-	sessions map[*session]struct{}
-	total    int
-	closing  atomic.Bool
-	wg       sync.WaitGroup
+	conns *netserve.Server
 
 	// loopbackIsRemote lets tests, which can only connect from loopback,
 	// see the rules for remote clients.
@@ -150,12 +143,10 @@ type Server struct {
 // New returns a server for cfg.
 func New(cfg Config) *Server {
 	s := &Server{
-		cfg:      cfg,
-		limits:   cfg.Limits.withDefaults(),
-		log:      cfg.Logger,
-		locks:    cfg.Locks,
-		perIP:    make(map[netip.Addr]int),
-		sessions: make(map[*session]struct{}),
+		cfg:    cfg,
+		limits: cfg.Limits.withDefaults(),
+		log:    cfg.Logger,
+		locks:  cfg.Locks,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -169,6 +160,16 @@ func New(cfg Config) *Server {
 	if s.cfg.Hostname == "" {
 		s.cfg.Hostname = "localhost"
 	}
+	s.conns = netserve.New(netserve.Config{
+		Listener:         s.cfg.Listener,
+		PerIPConnections: s.limits.PerIPConnections,
+		Connections:      s.limits.Connections,
+		ShutdownGrace:    s.limits.ShutdownGrace,
+		// RFC 1939 4 only defines a positive greeting; a negative one
+		// with SYS/TEMP (RFC 3206) tells clients to come back later.
+		Refusal: pop3.Err(pop3.CodeSysTemp, "Too many connections, try again later").AppendTo(nil),
+		Logger:  s.log,
+	})
 	return s
 }
 
@@ -177,99 +178,11 @@ func New(cfg Config) *Server {
 // sessions (which removes nothing: RFC 1939 6), and returns when every
 // session has ended.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	stop := context.AfterFunc(ctx, func() {
-		s.closing.Store(true)
-		ln.Close()
-		s.interruptSessions()
+	return s.conns.Serve(ctx, ln, func(conn net.Conn, remote netip.AddrPort) (*netserve.Guard, func()) {
+		sess := newSession(s, conn, remote)
+		return sess.guard, sess.run
 	})
-	defer stop()
-
-	var tempDelay time.Duration
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
-				break
-			}
-			// Accept errors such as EMFILE are temporary: back off, as net/http does.
-			tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
-			s.log.Warn("accept failed", "listener", s.cfg.Listener, "err", err, "retry_in", tempDelay)
-			time.Sleep(tempDelay)
-			continue
-		}
-		tempDelay = 0
-		s.startSession(conn)
-	}
-	s.wg.Wait()
-	return nil
-}
-
-// startSession applies the connection caps and runs the session.
-func (s *Server) startSession(conn net.Conn) {
-	remote := addrPort(conn.RemoteAddr())
-	ip := remote.Addr()
-	s.mu.Lock()
-	if s.closing.Load() || s.total >= s.limits.Connections || s.perIP[ip] >= s.limits.PerIPConnections {
-		s.mu.Unlock()
-		s.log.Info("connection refused: too many connections", "listener", s.cfg.Listener, "remote", remote.String())
-		if _, ok := conn.(*tls.Conn); !ok {
-			// RFC 1939 4 only defines a positive greeting; a negative one
-			// with SYS/TEMP (RFC 3206) tells clients to come back later.
-			// Not on implicit TLS: that write would run the handshake here
-			// and let a slow client stall Accept.
-			conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			conn.Write(pop3.Err(pop3.CodeSysTemp, "Too many connections, try again later").AppendTo(nil))
-		}
-		conn.Close()
-		return
-	}
-	sess := newSession(s, conn, remote)
-	s.total++
-	s.perIP[ip]++
-	s.sessions[sess] = struct{}{}
-	s.wg.Add(1)
-	s.mu.Unlock()
-
-	go func() {
-		defer s.wg.Done()
-		defer func() {
-			s.mu.Lock()
-			s.total--
-			if s.perIP[ip]--; s.perIP[ip] <= 0 {
-				delete(s.perIP, ip)
-			}
-			delete(s.sessions, sess)
-			s.mu.Unlock()
-		}()
-		sess.run()
-	}()
-}
-
-// interruptSessions wakes sessions waiting for a command so that they close,
-// and gives sessions in a command ShutdownGrace to finish it.
-func (s *Server) interruptSessions() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for sess := range s.sessions {
-		sess.interrupt(s.limits.ShutdownGrace)
-	}
 }
 
 // Sessions returns the number of open sessions.
-func (s *Server) Sessions() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.total
-}
-
-func addrPort(a net.Addr) netip.AddrPort {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		ap := ta.AddrPort()
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	}
-	if a == nil {
-		return netip.AddrPort{}
-	}
-	ap, _ := netip.ParseAddrPort(a.String())
-	return ap
-}
+func (s *Server) Sessions() int { return s.conns.Sessions() }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"posthorn/protocol/sasl"
+	"posthorn/protocol/transcript"
 )
 
 // client is a minimal POP3 client for tests that need more than a transcript.
@@ -66,7 +67,7 @@ func (cl *client) send(format string, args ...any) {
 func (cl *client) expect(pattern string) string {
 	cl.t.Helper()
 	l := cl.line()
-	if !globMatch(pattern, l) {
+	if !transcript.Match(pattern, l) {
 		cl.t.Fatalf("want %q, got %q", pattern, l)
 	}
 	return l

@@ -10,10 +10,9 @@ import (
 	"net"
 	"net/netip"
 	"runtime/debug"
-	"sync"
-	"sync/atomic"
 	"time"
 
+	"posthorn/protocol/netserve"
 	"posthorn/protocol/pop3"
 	"posthorn/protocol/textline"
 )
@@ -123,17 +122,13 @@ type session struct {
 	liveCount   int    // messages not marked deleted
 	liveSize    int64
 
-	// Shutdown coordination: busy is set while a command runs; writeLimit
-	// (Unix nanoseconds, 0 for none) caps write deadlines once shutdown
-	// has begun.
-	mu         sync.Mutex
-	busy       bool
-	stopping   bool
-	writeLimit atomic.Int64
+	// guard is busy while a command runs (shutdown coordination); once
+	// shutdown has begun its grace caps read and write deadlines.
+	guard *netserve.Guard
 }
 
 func newSession(srv *Server, conn net.Conn, remote netip.AddrPort) *session {
-	s := &session{srv: srv, first: true, remote: remote}
+	s := &session{srv: srv, first: true, remote: remote, guard: netserve.NewGuard(conn)}
 	s.setConn(conn)
 	s.r = textline.NewReader(s.rw, 4096)
 	s.w = bufio.NewWriterSize(deadlineWriter{s}, writeBufferSize)
@@ -142,13 +137,9 @@ func newSession(srv *Server, conn net.Conn, remote netip.AddrPort) *session {
 
 // setConn switches the session to conn (at the start and after STLS).
 func (s *session) setConn(conn net.Conn) {
-	s.mu.Lock()
 	s.conn = conn
-	s.mu.Unlock()
-	s.rw = conn
-	if s.srv.cfg.Trace != nil {
-		s.rw = &traceConn{conn: conn, trace: s.srv.cfg.Trace}
-	}
+	s.guard.SetConn(conn)
+	s.rw = netserve.Trace(conn, s.srv.cfg.Trace)
 }
 
 // deadlineWriter gives every write to the client its own deadline, so a
@@ -157,44 +148,14 @@ type deadlineWriter struct{ s *session }
 
 func (d deadlineWriter) Write(p []byte) (int, error) {
 	s := d.s
-	deadline := time.Now().Add(s.srv.limits.WriteTimeout)
-	if limit := s.writeLimit.Load(); limit != 0 && limit < deadline.UnixNano() {
-		deadline = time.Unix(0, limit)
-	}
-	s.conn.SetWriteDeadline(deadline)
+	s.conn.SetWriteDeadline(s.guard.Cap(time.Now().Add(s.srv.limits.WriteTimeout)))
 	return s.rw.Write(p)
 }
 
 // setReadDeadline starts the wait for the next line from the client: the
 // autologout timer (RFC 1939 3), or less once shutdown has begun.
 func (s *session) setReadDeadline() {
-	deadline := time.Now().Add(s.srv.limits.IdleTimeout)
-	if limit := s.writeLimit.Load(); limit != 0 && limit < deadline.UnixNano() {
-		deadline = time.Unix(0, limit)
-	}
-	s.conn.SetReadDeadline(deadline)
-}
-
-// interrupt is called at shutdown: an idle session is woken at once, one in
-// a command gets grace to finish it.
-func (s *session) interrupt(grace time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.stopping = true
-	if s.busy {
-		limit := time.Now().Add(grace)
-		s.writeLimit.Store(limit.UnixNano())
-		s.conn.SetDeadline(limit)
-	} else {
-		s.conn.SetReadDeadline(time.Now())
-	}
-}
-
-func (s *session) setBusy(b bool) (stopping bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.busy = b
-	return s.stopping
+	s.conn.SetReadDeadline(s.guard.Cap(time.Now().Add(s.srv.limits.IdleTimeout)))
 }
 
 func (s *session) run() {
@@ -234,12 +195,12 @@ func (s *session) run() {
 		// The deadline is set before the busy flag is cleared, so that an
 		// interrupt in between is not overwritten.
 		s.setReadDeadline()
-		if s.setBusy(false) {
+		if s.guard.Idle() {
 			s.shutdownReply()
 			return
 		}
 		line, err := s.r.ReadLine(s.srv.limits.CommandLine)
-		if stopping := s.setBusy(true); err != nil {
+		if stopping := s.guard.Busy(); err != nil {
 			if stopping {
 				s.shutdownReply()
 			} else {
@@ -393,28 +354,4 @@ func (s *session) release() {
 		s.srv.locks.Unlock(s.account)
 		s.locked = false
 	}
-}
-
-// traceConn copies traffic to a trace writer, for recording transcripts.
-type traceConn struct {
-	conn  io.ReadWriter
-	trace io.Writer
-	mu    sync.Mutex
-}
-
-func (t *traceConn) Read(p []byte) (int, error) {
-	n, err := t.conn.Read(p)
-	if n > 0 {
-		t.mu.Lock()
-		fmt.Fprintf(t.trace, "C: %q\n", p[:n])
-		t.mu.Unlock()
-	}
-	return n, err
-}
-
-func (t *traceConn) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	fmt.Fprintf(t.trace, "S: %q\n", p)
-	t.mu.Unlock()
-	return t.conn.Write(p)
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"posthorn/protocol/sasl"
+	"posthorn/protocol/transcript"
 )
 
 // Transcript files (testdata/transcripts/*.txt) hold one behaviour each:
@@ -219,7 +220,7 @@ func runTranscript(t *testing.T, file string) {
 				if want := unquote(t, where, line[3:]); got != want {
 					t.Fatalf("%s: want %q, got %q", where, want, got)
 				}
-			} else if !globMatch(line[3:], got) {
+			} else if !transcript.Match(line[3:], got) {
 				t.Fatalf("%s: want %q, got %q", where, line[3:], got)
 			}
 		case strings.HasPrefix(line, "S...: "):
@@ -229,7 +230,7 @@ func runTranscript(t *testing.T, file string) {
 				if err != nil {
 					t.Fatalf("%s: want %q, read error %v", where, pat, err)
 				}
-				if globMatch(pat, strings.TrimRight(got, "\r\n")) {
+				if transcript.Match(pat, strings.TrimRight(got, "\r\n")) {
 					break
 				}
 			}
@@ -294,26 +295,6 @@ func unquote(t *testing.T, where, s string) string {
 func isReset(err error) bool {
 	var ne *net.OpError
 	return errors.As(err, &ne)
-}
-
-// globMatch matches s against pattern where * matches any run of characters.
-func globMatch(pattern, s string) bool {
-	parts := strings.Split(pattern, "*")
-	if len(parts) == 1 {
-		return pattern == s
-	}
-	if !strings.HasPrefix(s, parts[0]) {
-		return false
-	}
-	s = s[len(parts[0]):]
-	for _, p := range parts[1 : len(parts)-1] {
-		i := strings.Index(s, p)
-		if i < 0 {
-			return false
-		}
-		s = s[i+len(p):]
-	}
-	return strings.HasSuffix(s, parts[len(parts)-1])
 }
 
 func setLimit(t *testing.T, l *Limits, kv string) {

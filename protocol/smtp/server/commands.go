@@ -4,11 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"io"
 	"strconv"
 	"strings"
 	"time"
 
+	"posthorn/protocol/netserve"
 	"posthorn/protocol/smtp"
 	"posthorn/protocol/textline"
 )
@@ -180,13 +180,9 @@ func (s *session) cmdSTARTTLS(arg string) error {
 		return errCloseSession
 	}
 	st := tc.ConnectionState()
-	s.mu.Lock()
 	s.conn = tc
-	s.mu.Unlock()
-	var rw io.ReadWriter = tc
-	if s.srv.cfg.Trace != nil {
-		rw = &traceConn{conn: tc, trace: s.srv.cfg.Trace}
-	}
+	s.guard.SetConn(tc)
+	rw := netserve.Trace(tc, s.srv.cfg.Trace)
 	// RFC 3207 4.2: discard any knowledge obtained from the client before the
 	// handshake, and anything it sent after STARTTLS before the handshake
 	// (CVE-2011-0411: commands injected in the same packet).

@@ -3,15 +3,13 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
-	"sync"
-	"sync/atomic"
 	"time"
 
+	"posthorn/protocol/netserve"
 	"posthorn/protocol/sasl"
 	"posthorn/protocol/smtp"
 )
@@ -197,12 +195,7 @@ type Server struct {
 	now    func() time.Time
 	newID  func() string
 
-	mu       sync.Mutex
-	perIP    map[netip.Addr]int
-	sessions map[*session]struct{}
-	total    int
-	closing  atomic.Bool
-	wg       sync.WaitGroup
+	conns *netserve.Server
 
 	// loopbackIsRemote lets tests, which can only connect from loopback,
 	// see the rules for remote clients.
@@ -212,13 +205,11 @@ type Server struct {
 // New returns a server for cfg.
 func New(cfg Config) *Server {
 	s := &Server{
-		cfg:      cfg,
-		limits:   cfg.Limits.withDefaults(),
-		log:      cfg.Logger,
-		now:      cfg.Now,
-		newID:    cfg.NewID,
-		perIP:    make(map[netip.Addr]int),
-		sessions: make(map[*session]struct{}),
+		cfg:    cfg,
+		limits: cfg.Limits.withDefaults(),
+		log:    cfg.Logger,
+		now:    cfg.Now,
+		newID:  cfg.NewID,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -232,6 +223,16 @@ func New(cfg Config) *Server {
 	if s.cfg.Listener == "" {
 		s.cfg.Listener = "smtp"
 	}
+	s.conns = netserve.New(netserve.Config{
+		Listener:         s.cfg.Listener,
+		PerIPConnections: s.limits.PerIPConnections,
+		Connections:      s.limits.Connections,
+		ShutdownGrace:    s.limits.ShutdownGrace,
+		// RFC 5321 3.1: a server may refuse with 421 at connection time.
+		// We answer without reading anything, then close.
+		Refusal: smtp.R(smtp.CodeUnavailable, smtp.EnhSecurityOther, s.cfg.Hostname+" Too many connections, try again later").Bytes(),
+		Logger:  s.log,
+	})
 	return s
 }
 
@@ -239,102 +240,11 @@ func New(cfg Config) *Server {
 // lets transactions in flight finish within Limits.ShutdownGrace, tells idle
 // sessions 421 4.3.2, and returns when every session has ended.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	stop := context.AfterFunc(ctx, func() {
-		s.closing.Store(true)
-		ln.Close()
-		s.interruptSessions()
+	return s.conns.Serve(ctx, ln, func(conn net.Conn, remote netip.AddrPort) (*netserve.Guard, func()) {
+		sess := newSession(s, conn, remote)
+		return sess.guard, func() { sess.run(ctx) }
 	})
-	defer stop()
-
-	var tempDelay time.Duration
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
-				break
-			}
-			// Accept errors such as EMFILE are temporary: back off, as net/http does.
-			if tempDelay == 0 {
-				tempDelay = 5 * time.Millisecond
-			} else {
-				tempDelay = min(2*tempDelay, time.Second)
-			}
-			s.log.Warn("accept failed", "listener", s.cfg.Listener, "err", err, "retry_in", tempDelay)
-			time.Sleep(tempDelay)
-			continue
-		}
-		tempDelay = 0
-		s.startSession(ctx, conn)
-	}
-	s.wg.Wait()
-	return nil
-}
-
-// startSession applies the connection caps and runs the session.
-func (s *Server) startSession(ctx context.Context, conn net.Conn) {
-	remote := addrPort(conn.RemoteAddr())
-	ip := remote.Addr()
-	s.mu.Lock()
-	if s.total >= s.limits.Connections || s.perIP[ip] >= s.limits.PerIPConnections {
-		s.mu.Unlock()
-		// RFC 5321 3.1: a server may refuse with 421 at connection time.
-		// We answer without reading anything, then close.
-		s.log.Info("connection refused: too many connections", "listener", s.cfg.Listener, "remote", remote.String())
-		if _, ok := conn.(*tls.Conn); ok {
-			// On implicit TLS the reply would need a handshake, which must
-			// not run in the Accept loop: just close.
-			conn.Close()
-			return
-		}
-		conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		conn.Write(smtp.R(smtp.CodeUnavailable, smtp.EnhSecurityOther, s.cfg.Hostname+" Too many connections, try again later").Bytes())
-		conn.Close()
-		return
-	}
-	sess := newSession(s, conn, remote)
-	s.total++
-	s.perIP[ip]++
-	s.sessions[sess] = struct{}{}
-	s.wg.Add(1)
-	s.mu.Unlock()
-
-	go func() {
-		defer s.wg.Done()
-		defer func() {
-			s.mu.Lock()
-			s.total--
-			if s.perIP[ip]--; s.perIP[ip] <= 0 {
-				delete(s.perIP, ip)
-			}
-			delete(s.sessions, sess)
-			s.mu.Unlock()
-		}()
-		sess.run(ctx)
-	}()
-}
-
-// interruptSessions wakes sessions waiting for a command so that they say 421
-// and close, and gives sessions in a transaction ShutdownGrace to finish.
-func (s *Server) interruptSessions() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for sess := range s.sessions {
-		sess.interrupt(s.limits.ShutdownGrace)
-	}
 }
 
 // Sessions returns the number of open sessions.
-func (s *Server) Sessions() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.total
-}
-
-func addrPort(a net.Addr) netip.AddrPort {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		ap := ta.AddrPort()
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	}
-	ap, _ := netip.ParseAddrPort(a.String())
-	return ap
-}
+func (s *Server) Sessions() int { return s.conns.Sessions() }

@@ -6,13 +6,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"runtime/debug"
-	"sync"
 	"time"
 
+	"posthorn/protocol/netserve"
 	"posthorn/protocol/smtp"
 	"posthorn/protocol/textline"
 )
@@ -111,11 +110,9 @@ type session struct {
 	// The transaction (reset by RSET, EHLO, HELO, and after each message).
 	tx *transaction
 
-	// Shutdown coordination: busy is set while a command other than waiting
-	// for the next line is running.
-	mu       sync.Mutex
-	busy     bool
-	stopping bool
+	// guard is busy while a command other than waiting for the next line
+	// is running (shutdown coordination).
+	guard *netserve.Guard
 }
 
 // transaction is the state from MAIL to the end of DATA or BDAT LAST.
@@ -133,35 +130,12 @@ type transaction struct {
 }
 
 func newSession(srv *Server, conn net.Conn, remote netip.AddrPort) *session {
-	s := &session{srv: srv, conn: conn, first: true}
-	var rw io.ReadWriter = conn
-	if srv.cfg.Trace != nil {
-		rw = &traceConn{conn: conn, trace: srv.cfg.Trace}
-	}
+	s := &session{srv: srv, conn: conn, first: true, guard: netserve.NewGuard(conn)}
+	rw := netserve.Trace(conn, srv.cfg.Trace)
 	s.r = textline.NewReader(rw, 8192)
 	s.w = bufio.NewWriterSize(rw, 4096)
 	s.info = SessionInfo{Listener: srv.cfg.Listener, RemoteAddr: remote}
 	return s
-}
-
-// interrupt is called at shutdown: an idle session is woken at once, one in a
-// command gets grace to finish it.
-func (s *session) interrupt(grace time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.stopping = true
-	if s.busy {
-		s.conn.SetDeadline(time.Now().Add(grace))
-	} else {
-		s.conn.SetReadDeadline(time.Now())
-	}
-}
-
-func (s *session) setBusy(b bool) (stopping bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.busy = b
-	return s.stopping
 }
 
 func (s *session) run(ctx context.Context) {
@@ -191,13 +165,13 @@ func (s *session) run(ctx context.Context) {
 	s.reply(smtp.Reply{Code: smtp.CodeReady, Text: s.srv.cfg.Hostname + " ESMTP Posthorn"})
 	s.flush()
 	for {
-		if s.setBusy(false) {
+		if s.guard.Idle() {
 			s.shutdownReply()
 			return
 		}
 		s.conn.SetDeadline(time.Now().Add(s.srv.limits.CommandTimeout))
 		line, err := s.r.ReadLine(s.lineLimit())
-		if s.setBusy(true) {
+		if s.guard.Busy() {
 			if err == nil && s.state == stateConnected {
 				// Nothing to finish for a client that has not begun.
 				s.shutdownReply()
@@ -355,28 +329,4 @@ func (s *session) resetTransaction() {
 	if s.state > stateReady {
 		s.state = stateReady
 	}
-}
-
-// traceConn copies traffic to a trace writer, for recording transcripts.
-type traceConn struct {
-	conn  io.ReadWriter
-	trace io.Writer
-	mu    sync.Mutex
-}
-
-func (t *traceConn) Read(p []byte) (int, error) {
-	n, err := t.conn.Read(p)
-	if n > 0 {
-		t.mu.Lock()
-		fmt.Fprintf(t.trace, "C: %q\n", p[:n])
-		t.mu.Unlock()
-	}
-	return n, err
-}
-
-func (t *traceConn) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	fmt.Fprintf(t.trace, "S: %q\n", p)
-	t.mu.Unlock()
-	return t.conn.Write(p)
 }
