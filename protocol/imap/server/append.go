@@ -7,6 +7,7 @@ import (
 
 	"posthorn/mailbox"
 	"posthorn/protocol/imap"
+	"posthorn/protocol/textline"
 )
 
 // cmdAppend: RFC 9051 6.3.12, with APPENDUID (RFC 4315 3) and literal8
@@ -44,9 +45,17 @@ func (s *session) cmdAppend(c *imap.Command) error {
 			return err
 		}
 	}
-	msg, _, err := p.Literal(true)
+	msg, binary, err := p.Literal(true)
 	if err != nil {
 		return err
+	}
+	if !binary {
+		// RFC 9051 6.3.12: the message is in RFC 5322 form, whose lines end
+		// in CRLF (RFC 5322 2.1). Clients that send bare LF get it stored
+		// canonical, so RFC822.SIZE, POP3's LIST and every FETCH agree with
+		// the bytes sent out. A literal8 (RFC 3516) may hold binary parts
+		// and is stored as given.
+		msg = textline.CanonicalCRLF(msg)
 	}
 	if err := p.End(); err != nil {
 		return err
