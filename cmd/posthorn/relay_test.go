@@ -422,3 +422,33 @@ func parseDSN(t *testing.T, raw []byte) *dsn {
 	}
 	return d
 }
+
+// An alias that forwards to another domain, and a DSN that goes back to a
+// remote sender: jsmith@b.test writes to fwd@a.test, a.test forwards to
+// nobody@b.test, b.test refuses it, and a.test's DSN (from <>) travels back
+// to jsmith's INBOX on b.test.
+func TestRelayForwardAndRemoteBounce(t *testing.T) {
+	p := newRelayPair(t, true)
+	p.a.mustCLI("", "alias", "add", "fwd@a.test", "nobody@b.test")
+	if err := sendOne(p.a.smtp, "jsmith@b.test", []string{"fwd@a.test"}, "Subject: forward me\r\n\r\nbody\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitQueue(t, p.a, "the forward and its DSN", 30*time.Second, queueEmpty)
+	p.a.stop()
+	p.b.stop()
+	msgs := p.b.inbox("jsmith@b.test", "INBOX")
+	if len(msgs) != 1 {
+		t.Fatalf("jsmith has %d messages, want the DSN\n%s", len(msgs), p.a.logs())
+	}
+	d := parseDSN(t, msgs[0])
+	if d.header.Get("Return-Path") != "<>" || len(d.rcpts) != 1 {
+		t.Fatalf("DSN: Return-Path %q, %d recipients", d.header.Get("Return-Path"), len(d.rcpts))
+	}
+	r := d.rcpts[0]
+	if r.Get("Final-Recipient") != "rfc822; nobody@b.test" || strings.ReplaceAll(r.Get("Original-Recipient"), " ", "") != "rfc822;fwd@a.test" || r.Get("Status") != "5.1.1" {
+		t.Errorf("DSN recipient fields: %v", r)
+	}
+	if !strings.Contains(d.original, "Subject: forward me") {
+		t.Errorf("DSN lacks the original header")
+	}
+}
