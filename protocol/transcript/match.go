@@ -1,5 +1,6 @@
-// Package transcript holds what the protocol tests share: the pattern match
-// of transcript lines ("S: 250 2.0.0 OK queued as *").
+// Package transcript holds what the protocol tests share: the Runner that
+// replays transcript files over a loopback connection, and the pattern match
+// of transcript lines ("S: 250 2.0.0 OK queued as *"). Only tests import it.
 package transcript
 
 import "strings"

@@ -1,14 +1,7 @@
 package server
 
 import (
-	"bufio"
 	"context"
-	"crypto/tls"
-	"errors"
-	"fmt"
-	"io"
-	"net"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -57,161 +50,72 @@ func TestTranscripts(t *testing.T) {
 	}
 }
 
-// tconn is one client connection of a transcript.
-type tconn struct {
-	raw net.Conn
-	c   net.Conn
-	br  *bufio.Reader
-}
-
 var (
-	connPrefix  = regexp.MustCompile(`^([CS])([0-9]?)(\.\.\.)?([:|]) ?`)
 	dataPrefix  = regexp.MustCompile(`^DATA([0-9]?) `)
 	sizeMacroRE = regexp.MustCompile(`\{%([A-Za-z0-9_.-]+)(\+?)\}`)
 )
 
 func runTranscript(t *testing.T, file string) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(string(data), "\n")
 	opts := testOptions{limits: Limits{}}
 	type seed struct {
 		folder, file string
 		flags        []string
 	}
 	var seeds []seed
-	for _, line := range lines {
-		switch line = strings.TrimRight(line, "\r"); {
-		case strings.HasPrefix(line, "@limit "):
-			setLimit(t, &opts.limits, strings.TrimPrefix(line, "@limit "))
-		case line == "@loopback-is-remote":
-			opts.loopbackIsRemote = true
-		case line == "@limiter":
-			opts.limiter = true
-		case strings.HasPrefix(line, "@seed "):
-			f := strings.Fields(line)
-			if len(f) < 3 {
-				t.Fatalf("bad %q", line)
-			}
-			seeds = append(seeds, seed{f[1], f[2], f[3:]})
-		case strings.HasPrefix(line, "@"):
-			t.Fatalf("unknown option %q", line)
-		}
-	}
-	ts := startTestServer(t, opts)
-	for _, s := range seeds {
-		if _, err := ts.acct.Append(context.Background(), s.folder, readMessage(t, s.file), s.flags, testDate); err != nil {
-			t.Fatalf("seed %s: %v", s.file, err)
-		}
-	}
-	conns := map[string]*tconn{}
-	conn := func(id string) *tconn {
-		if id == "" {
-			id = "1"
-		}
-		if c := conns[id]; c != nil {
-			return c
-		}
-		raw, err := net.Dial("tcp", ts.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { raw.Close() })
-		c := &tconn{raw: raw, c: raw, br: bufio.NewReader(raw)}
-		conns[id] = c
-		return c
-	}
-	for i, line := range lines {
-		where := fmt.Sprintf("%s:%d", file, i+1)
-		line = strings.TrimRight(line, "\r")
-		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "@") {
-			continue
-		}
-		if m := connPrefix.FindStringSubmatch(line); m != nil {
-			c := conn(m[2])
-			c.c.SetDeadline(time.Now().Add(5 * time.Second))
-			rest := line[len(m[0]):]
+	var ts *testServer
+	r := &transcript.Runner{
+		ServerName: "imap.example.org",
+		Option: func(line string) bool {
 			switch {
-			case m[1] == "C" && m[4] == ":":
-				rest = sizeMacroRE.ReplaceAllStringFunc(rest, func(s string) string {
-					sm := sizeMacroRE.FindStringSubmatch(s)
-					return "{" + strconv.Itoa(len(readMessage(t, sm[1]))) + sm[2] + "}"
-				})
-				if _, err := io.WriteString(c.c, rest+"\r\n"); err != nil {
-					t.Fatalf("%s: write: %v", where, err)
+			case strings.HasPrefix(line, "@limit "):
+				setLimit(t, &opts.limits, strings.TrimPrefix(line, "@limit "))
+			case line == "@loopback-is-remote":
+				opts.loopbackIsRemote = true
+			case line == "@limiter":
+				opts.limiter = true
+			case strings.HasPrefix(line, "@seed "):
+				f := strings.Fields(line)
+				if len(f) < 3 {
+					t.Fatalf("bad %q", line)
 				}
-			case m[1] == "C":
-				raw, err := strconv.Unquote(`"` + rest + `"`)
-				if err != nil {
-					t.Fatalf("%s: bad escape: %v", where, err)
+				seeds = append(seeds, seed{f[1], f[2], f[3:]})
+			default:
+				return false
+			}
+			return true
+		},
+		Start: func() string {
+			ts = startTestServer(t, opts)
+			for _, s := range seeds {
+				if _, err := ts.acct.Append(context.Background(), s.folder, readMessage(t, s.file), s.flags, testDate); err != nil {
+					t.Fatalf("seed %s: %v", s.file, err)
 				}
-				if _, err := io.WriteString(c.c, raw); err != nil {
-					t.Fatalf("%s: write: %v", where, err)
+			}
+			return ts.addr
+		},
+		Expand: func(s *transcript.Step, text string) string {
+			return sizeMacroRE.ReplaceAllStringFunc(text, func(m string) string {
+				sm := sizeMacroRE.FindStringSubmatch(m)
+				return "{" + strconv.Itoa(len(readMessage(t, sm[1]))) + sm[2] + "}"
+			})
+		},
+		Directive: func(s *transcript.Step) bool {
+			switch m := dataPrefix.FindStringSubmatch(s.Line); {
+			case m != nil:
+				if _, err := s.Conn(m[1]).C.Write(readMessage(t, s.Line[len(m[0]):])); err != nil {
+					s.Fatalf("write: %v", err)
 				}
-			case m[3] != "":
-				for {
-					got, err := c.br.ReadString('\n')
-					if err != nil {
-						t.Fatalf("%s: want %q, read error %v", where, rest, err)
-					}
-					if transcript.Match(rest, strings.TrimRight(got, "\r\n")) {
-						break
-					}
+			case strings.HasPrefix(s.Line, "DELIVER "):
+				if err := ts.store.Deliver(context.Background(), []string{testUser}, readMessage(t, s.Line[8:]), testDate); err != nil {
+					s.Fatalf("deliver: %v", err)
 				}
 			default:
-				got, err := c.br.ReadString('\n')
-				if err != nil {
-					t.Fatalf("%s: want %q, read error %v (got %q)", where, rest, err, got)
-				}
-				got = strings.TrimRight(got, "\r\n")
-				if !transcript.Match(rest, got) {
-					t.Fatalf("%s: want %q\n                got  %q", where, rest, got)
-				}
+				return false
 			}
-			continue
-		}
-		c := conn("1")
-		if m := dataPrefix.FindStringSubmatch(line); m != nil {
-			c = conn(m[1])
-			line = "DATA " + line[len(m[0]):]
-		}
-		c.c.SetDeadline(time.Now().Add(5 * time.Second))
-		switch {
-		case strings.HasPrefix(line, "DATA "):
-			if _, err := c.c.Write(readMessage(t, line[5:])); err != nil {
-				t.Fatalf("%s: write: %v", where, err)
-			}
-		case strings.HasPrefix(line, "DELIVER "):
-			if err := ts.store.Deliver(context.Background(), []string{testUser}, readMessage(t, line[8:]), testDate); err != nil {
-				t.Fatalf("%s: deliver: %v", where, err)
-			}
-		case line == "TLS":
-			if c.br.Buffered() > 0 {
-				t.Fatalf("%s: unread server data before TLS", where)
-			}
-			tc := tls.Client(c.raw, &tls.Config{InsecureSkipVerify: true, ServerName: "imap.example.org"})
-			if err := tc.Handshake(); err != nil {
-				t.Fatalf("%s: TLS handshake: %v", where, err)
-			}
-			c.c, c.br = tc, bufio.NewReader(tc)
-		case line == "CLOSED":
-			got, err := c.br.ReadString('\n')
-			var ne *net.OpError
-			if err == nil || (!errors.Is(err, io.EOF) && !errors.As(err, &ne)) {
-				t.Fatalf("%s: want connection closed, got %q, %v", where, got, err)
-			}
-		case strings.HasPrefix(line, "SLEEP "):
-			d, err := time.ParseDuration(line[6:])
-			if err != nil {
-				t.Fatalf("%s: %v", where, err)
-			}
-			time.Sleep(d)
-		default:
-			t.Fatalf("%s: unknown transcript line %q", where, line)
-		}
+			return true
+		},
 	}
+	r.Run(t, file)
 }
 
 func setLimit(t *testing.T, l *Limits, kv string) {

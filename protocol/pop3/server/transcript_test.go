@@ -1,14 +1,9 @@
 package server
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
-	"errors"
-	"fmt"
-	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -132,169 +127,71 @@ func TestTranscripts(t *testing.T) {
 	}
 }
 
-// clientConn is one connection of a transcript.
-type clientConn struct {
-	raw net.Conn // the TCP connection
-	c   net.Conn // raw, or TLS over it
-	br  *bufio.Reader
-}
-
 func runTranscript(t *testing.T, file string) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(string(data), "\n")
 	limits := Limits{ErrorDelay: time.Millisecond}
 	var opts serverOptions
-	for _, line := range lines {
-		switch line = strings.TrimRight(line, "\r"); {
-		case strings.HasPrefix(line, "@limit "):
-			setLimit(t, &limits, strings.TrimPrefix(line, "@limit "))
-		case line == "@loopback-is-remote":
-			opts.loopbackIsRemote = true
-		case line == "@allow-plaintext":
-			opts.allowPlaintext = true
-		case line == "@limiter":
-			opts.limiter = true
-		case line == "@no-tls":
-			opts.noTLS = true
-		case line == "@implicit-tls":
-			opts.implicitTLS = true
-		case strings.HasPrefix(line, "@"):
-			t.Fatalf("unknown option %q", line)
-		}
-	}
-	ts := startTestServer(t, limits, opts)
-	conns := map[string]*clientConn{}
-	dial := func(where string) *clientConn {
-		raw, err := net.Dial("tcp", ts.addr)
-		if err != nil {
-			t.Fatalf("%s: dial: %v", where, err)
-		}
-		t.Cleanup(func() { raw.Close() })
-		cc := &clientConn{raw: raw, c: raw}
-		if opts.implicitTLS {
-			cc.c = tls.Client(raw, &tls.Config{InsecureSkipVerify: true, ServerName: "pop.example.org"})
-		}
-		cc.br = bufio.NewReader(cc.c)
-		return cc
-	}
-	cur := dial(file)
-	conns["1"] = cur
-	for i, line := range lines {
-		where := fmt.Sprintf("%s:%d", file, i+1)
-		line = strings.TrimRight(line, "\r")
-		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "@") {
-			continue
-		}
-		cur.c.SetDeadline(time.Now().Add(5 * time.Second))
-		switch {
-		case strings.HasPrefix(line, "CONN "):
-			name := line[5:]
-			if conns[name] == nil {
-				conns[name] = dial(where)
+	var ts *testServer
+	r := &transcript.Runner{
+		ServerName: "pop.example.org",
+		Option: func(line string) bool {
+			switch {
+			case strings.HasPrefix(line, "@limit "):
+				setLimit(t, &limits, strings.TrimPrefix(line, "@limit "))
+			case line == "@loopback-is-remote":
+				opts.loopbackIsRemote = true
+			case line == "@allow-plaintext":
+				opts.allowPlaintext = true
+			case line == "@limiter":
+				opts.limiter = true
+			case line == "@no-tls":
+				opts.noTLS = true
+			case line == "@implicit-tls":
+				opts.implicitTLS = true
+			default:
+				return false
 			}
-			cur = conns[name]
-		case line == "C:" || strings.HasPrefix(line, "C: "):
-			if _, err := io.WriteString(cur.c, strings.TrimPrefix(line[2:], " ")+"\r\n"); err != nil {
-				t.Fatalf("%s: write: %v", where, err)
-			}
-		case strings.HasPrefix(line, "C| "):
-			if _, err := io.WriteString(cur.c, unquote(t, where, line[3:])); err != nil {
-				t.Fatalf("%s: write: %v", where, err)
-			}
-		case line == "S:" || strings.HasPrefix(line, "S: "), strings.HasPrefix(line, "S| "):
-			if line == "S:" {
-				line = "S: "
-			}
-			got, err := cur.br.ReadString('\n')
-			if err != nil {
-				t.Fatalf("%s: want %q, read error %v (got %q)", where, line[3:], err, got)
-			}
-			if !strings.HasSuffix(got, "\r\n") {
-				t.Fatalf("%s: line %q does not end in CRLF", where, got)
-			}
-			got = strings.TrimSuffix(got, "\r\n")
-			if line[1] == '|' {
-				if want := unquote(t, where, line[3:]); got != want {
-					t.Fatalf("%s: want %q, got %q", where, want, got)
+			return true
+		},
+		Directive: func(s *transcript.Step) bool {
+			line := s.Line
+			switch {
+			case strings.HasPrefix(line, "CONN "):
+				s.Use(line[5:])
+			case line == "DROP":
+				raw := s.Conn("").Raw
+				if tc, ok := raw.(*net.TCPConn); ok {
+					tc.SetLinger(0) // a reset, as a vanished client
 				}
-			} else if !transcript.Match(line[3:], got) {
-				t.Fatalf("%s: want %q, got %q", where, line[3:], got)
-			}
-		case strings.HasPrefix(line, "S...: "):
-			pat := line[6:]
-			for {
-				got, err := cur.br.ReadString('\n')
-				if err != nil {
-					t.Fatalf("%s: want %q, read error %v", where, pat, err)
+				raw.Close()
+			case strings.HasPrefix(line, "SESSIONS "):
+				want, _ := strconv.Atoi(line[9:])
+				if !waitFor(func() bool { return ts.srv.Sessions() == want }) {
+					s.Fatalf("%d sessions, want %d", ts.srv.Sessions(), want)
 				}
-				if transcript.Match(pat, strings.TrimRight(got, "\r\n")) {
-					break
+			case strings.HasPrefix(line, "DELETE-CALLS "):
+				if got, want := ts.backend.deleteCalls(), line[13:]; got != want {
+					s.Fatalf("removals %q, want %q", got, want)
 				}
+			case strings.HasPrefix(line, "LOCKS "):
+				want, _ := strconv.Atoi(line[6:])
+				if got := ts.srv.locks.Held(); got != want {
+					s.Fatalf("%d maildrops locked, want %d", got, want)
+				}
+			case strings.HasPrefix(line, "DELIVER "):
+				account, text, _ := strings.Cut(line[8:], " ")
+				ts.backend.deliver(account, s.Unquote(text))
+			default:
+				return false
 			}
-		case line == "TLS":
-			if cur.br.Buffered() > 0 {
-				t.Fatalf("%s: unread server data before TLS", where)
-			}
-			tc := tls.Client(cur.raw, &tls.Config{InsecureSkipVerify: true, ServerName: "pop.example.org"})
-			tc.SetDeadline(time.Now().Add(5 * time.Second))
-			if err := tc.Handshake(); err != nil {
-				t.Fatalf("%s: TLS handshake: %v", where, err)
-			}
-			cur.c = tc
-			cur.br = bufio.NewReader(tc)
-		case line == "CLOSED":
-			got, err := cur.br.ReadString('\n')
-			if err == nil || (!errors.Is(err, io.EOF) && !isReset(err)) {
-				t.Fatalf("%s: want connection closed, got %q, %v", where, got, err)
-			}
-		case line == "DROP":
-			if tc, ok := cur.raw.(*net.TCPConn); ok {
-				tc.SetLinger(0) // a reset, as a vanished client
-			}
-			cur.raw.Close()
-		case strings.HasPrefix(line, "SESSIONS "):
-			want, _ := strconv.Atoi(line[9:])
-			if !waitFor(func() bool { return ts.srv.Sessions() == want }) {
-				t.Fatalf("%s: %d sessions, want %d", where, ts.srv.Sessions(), want)
-			}
-		case strings.HasPrefix(line, "DELETE-CALLS "):
-			if got, want := ts.backend.deleteCalls(), line[13:]; got != want {
-				t.Fatalf("%s: removals %q, want %q", where, got, want)
-			}
-		case strings.HasPrefix(line, "LOCKS "):
-			want, _ := strconv.Atoi(line[6:])
-			if got := ts.srv.locks.Held(); got != want {
-				t.Fatalf("%s: %d maildrops locked, want %d", where, got, want)
-			}
-		case strings.HasPrefix(line, "DELIVER "):
-			account, text, _ := strings.Cut(line[8:], " ")
-			ts.backend.deliver(account, unquote(t, where, text))
-		case strings.HasPrefix(line, "SLEEP "):
-			d, err := time.ParseDuration(line[6:])
-			if err != nil {
-				t.Fatalf("%s: %v", where, err)
-			}
-			time.Sleep(d)
-		default:
-			t.Fatalf("%s: unknown transcript line %q", where, line)
-		}
+			return true
+		},
 	}
-}
-
-func unquote(t *testing.T, where, s string) string {
-	u, err := strconv.Unquote(`"` + s + `"`)
-	if err != nil {
-		t.Fatalf("%s: bad escape: %v", where, err)
+	r.Start = func() string {
+		r.ImplicitTLS = opts.implicitTLS
+		ts = startTestServer(t, limits, opts)
+		return ts.addr
 	}
-	return u
-}
-
-func isReset(err error) bool {
-	var ne *net.OpError
-	return errors.As(err, &ne)
+	r.Run(t, file)
 }
 
 func setLimit(t *testing.T, l *Limits, kv string) {

@@ -1,14 +1,9 @@
 package server
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
-	"errors"
-	"fmt"
-	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -189,125 +184,57 @@ func TestTranscripts(t *testing.T) {
 }
 
 func runTranscript(t *testing.T, file string, tlsConfig *tls.Config) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(string(data), "\n")
 	limits := Limits{ErrorDelay: time.Millisecond}
 	var opts serverOptions
-	for _, line := range lines {
-		switch line = strings.TrimRight(line, "\r"); {
-		case strings.HasPrefix(line, "@limit "):
-			setLimit(t, &limits, strings.TrimPrefix(line, "@limit "))
-		case line == "@submission":
-			opts.submission = true
-		case line == "@loopback-is-remote":
-			opts.loopbackIsRemote = true
-		case line == "@limiter":
-			opts.limiter = true
-		case strings.HasPrefix(line, "@"):
-			t.Fatalf("unknown option %q", line)
-		}
-	}
-	ts := startTestServerWith(t, limits, tlsConfig, opts)
-	conn, err := net.Dial("tcp", ts.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	var c net.Conn = conn
-	br := bufio.NewReader(c)
-	for i, line := range lines {
-		where := fmt.Sprintf("%s:%d", file, i+1)
-		line = strings.TrimRight(line, "\r")
-		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "@") {
-			continue
-		}
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		switch {
-		case line == "C:" || strings.HasPrefix(line, "C: "):
-			if _, err := io.WriteString(c, strings.TrimPrefix(line[2:], " ")+"\r\n"); err != nil {
-				t.Fatalf("%s: write: %v", where, err)
+	var ts *testServer
+	r := &transcript.Runner{
+		ServerName: "mx.example.org",
+		Option: func(line string) bool {
+			switch {
+			case strings.HasPrefix(line, "@limit "):
+				setLimit(t, &limits, strings.TrimPrefix(line, "@limit "))
+			case line == "@submission":
+				opts.submission = true
+			case line == "@loopback-is-remote":
+				opts.loopbackIsRemote = true
+			case line == "@limiter":
+				opts.limiter = true
+			default:
+				return false
 			}
-		case strings.HasPrefix(line, "C| "):
-			raw, err := strconv.Unquote(`"` + line[3:] + `"`)
-			if err != nil {
-				t.Fatalf("%s: bad escape: %v", where, err)
-			}
-			if _, err := io.WriteString(c, raw); err != nil {
-				t.Fatalf("%s: write: %v", where, err)
-			}
-		case strings.HasPrefix(line, "S: "):
-			got, err := br.ReadString('\n')
-			if err != nil {
-				t.Fatalf("%s: want %q, read error %v (got %q)", where, line[3:], err, got)
-			}
-			got = strings.TrimRight(got, "\r\n")
-			if !transcript.Match(line[3:], got) {
-				t.Fatalf("%s: want %q, got %q", where, line[3:], got)
-			}
-		case strings.HasPrefix(line, "S...: "):
-			pat := line[6:]
-			for {
-				got, err := br.ReadString('\n')
-				if err != nil {
-					t.Fatalf("%s: want %q, read error %v", where, pat, err)
+			return true
+		},
+		Start: func() string {
+			ts = startTestServerWith(t, limits, tlsConfig, opts)
+			return ts.addr
+		},
+		Directive: func(s *transcript.Step) bool {
+			line := s.Line
+			switch {
+			case strings.HasPrefix(line, "STORED "):
+				want, _ := strconv.Atoi(line[7:])
+				if got := len(ts.backend.stored()); got != want {
+					s.Fatalf("stored %d messages, want %d", got, want)
 				}
-				if transcript.Match(pat, strings.TrimRight(got, "\r\n")) {
-					break
+			case strings.HasPrefix(line, "STORED-CONTAINS "), strings.HasPrefix(line, "STORED-NOT-CONTAINS "):
+				neg := strings.HasPrefix(line, "STORED-NOT")
+				_, arg, _ := strings.Cut(line, " ")
+				text := s.Unquote(arg)
+				msgs := ts.backend.stored()
+				if len(msgs) == 0 {
+					s.Fatalf("nothing stored")
 				}
+				last := string(msgs[len(msgs)-1].msg)
+				if strings.Contains(last, text) == neg {
+					s.Fatalf("stored message contains %q = %v, want %v; message:\n%s", text, !neg, !neg, last)
+				}
+			default:
+				return false
 			}
-		case line == "TLS":
-			if br.Buffered() > 0 {
-				t.Fatalf("%s: unread server data before TLS", where)
-			}
-			tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true, ServerName: "mx.example.org"})
-			if err := tc.Handshake(); err != nil {
-				t.Fatalf("%s: TLS handshake: %v", where, err)
-			}
-			c = tc
-			br = bufio.NewReader(c)
-		case line == "CLOSED":
-			got, err := br.ReadString('\n')
-			if err == nil || (!errors.Is(err, io.EOF) && !isReset(err)) {
-				t.Fatalf("%s: want connection closed, got %q, %v", where, got, err)
-			}
-		case strings.HasPrefix(line, "SLEEP "):
-			d, err := time.ParseDuration(line[6:])
-			if err != nil {
-				t.Fatalf("%s: %v", where, err)
-			}
-			time.Sleep(d)
-		case strings.HasPrefix(line, "STORED "):
-			want, _ := strconv.Atoi(line[7:])
-			if got := len(ts.backend.stored()); got != want {
-				t.Fatalf("%s: stored %d messages, want %d", where, got, want)
-			}
-		case strings.HasPrefix(line, "STORED-CONTAINS "), strings.HasPrefix(line, "STORED-NOT-CONTAINS "):
-			neg := strings.HasPrefix(line, "STORED-NOT")
-			_, arg, _ := strings.Cut(line, " ")
-			text, err := strconv.Unquote(`"` + arg + `"`)
-			if err != nil {
-				t.Fatalf("%s: bad escape: %v", where, err)
-			}
-			msgs := ts.backend.stored()
-			if len(msgs) == 0 {
-				t.Fatalf("%s: nothing stored", where)
-			}
-			last := string(msgs[len(msgs)-1].msg)
-			if strings.Contains(last, text) == neg {
-				t.Fatalf("%s: stored message contains %q = %v, want %v; message:\n%s", where, text, !neg, !neg, last)
-			}
-		default:
-			t.Fatalf("%s: unknown transcript line %q", where, line)
-		}
+			return true
+		},
 	}
-}
-
-func isReset(err error) bool {
-	var ne *net.OpError
-	return errors.As(err, &ne)
+	r.Run(t, file)
 }
 
 func setLimit(t *testing.T, l *Limits, kv string) {
