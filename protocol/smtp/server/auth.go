@@ -99,7 +99,7 @@ func (s *session) cmdAUTH(arg string) error {
 		if err := s.flush(); err != nil {
 			return errCloseSession
 		}
-		s.conn.SetDeadline(time.Now().Add(s.srv.limits.CommandTimeout))
+		s.conn.SetDeadline(s.deadline(s.srv.limits.CommandTimeout))
 		line, err := s.r.ReadLine(authLineLimit)
 		if err != nil {
 			if errors.Is(err, textline.ErrLineTooLong) {

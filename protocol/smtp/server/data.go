@@ -51,7 +51,7 @@ func (s *session) cmdDATA(arg string) error {
 	buf := make([]byte, 32<<10)
 	var err error
 	for {
-		s.conn.SetReadDeadline(earliest(time.Now().Add(s.srv.limits.DataBlockTimeout), end))
+		s.conn.SetReadDeadline(s.guard.Cap(earliest(time.Now().Add(s.srv.limits.DataBlockTimeout), end)))
 		var n int
 		n, err = dr.Read(buf)
 		msg.Write(buf[:n])
@@ -113,7 +113,7 @@ func (s *session) cmdBDAT(arg string) error {
 			s.reply(r)
 			return errCloseSession
 		}
-		s.conn.SetReadDeadline(time.Now().Add(s.srv.limits.DataTimeout))
+		s.conn.SetReadDeadline(s.deadline(s.srv.limits.DataTimeout))
 		if err := s.r.Discard(size); err != nil {
 			return errCloseSession
 		}
@@ -155,7 +155,7 @@ func (s *session) cmdBDAT(arg string) error {
 	}
 	start := len(tx.chunks)
 	tx.chunks = append(tx.chunks, make([]byte, size)...)
-	s.conn.SetReadDeadline(time.Now().Add(s.srv.limits.DataTimeout))
+	s.conn.SetReadDeadline(s.deadline(s.srv.limits.DataTimeout))
 	if err := s.r.ReadFull(tx.chunks[start:]); err != nil {
 		s.resetTransaction()
 		return errCloseSession

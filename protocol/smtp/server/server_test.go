@@ -300,3 +300,55 @@ func TestHugeHeadersAndDeepMIME(t *testing.T) {
 		t.Fatalf("stored %d, want 2", n)
 	}
 }
+
+// Shutdown lets a transaction in flight finish, not just the command: a
+// session between RCPT and DATA may still send its message; then 421. A
+// session that stalls inside its transaction is cut off at the grace.
+func TestShutdownFinishesTransaction(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	be := &fakeBackend{}
+	srv := New(Config{Hostname: "mx.example.org", Backend: be, Limits: Limits{ShutdownGrace: 2 * time.Second}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	addr := ln.Addr().String()
+
+	open := func() (net.Conn, *bufio.Reader) {
+		c, br := dialGreeted(t, addr)
+		io.WriteString(c, "EHLO c.example\r\nMAIL FROM:<a@remote.example>\r\nRCPT TO:<alice@example.org>\r\n")
+		for {
+			if l := expectLine(t, br, "250"); strings.HasPrefix(l, "250 2.1.5") {
+				return c, br
+			}
+		}
+	}
+	mid, midR := open()
+	defer mid.Close()
+	stall, stallR := open()
+	defer stall.Close()
+	cancel()
+	time.Sleep(100 * time.Millisecond)
+	io.WriteString(mid, "DATA\r\n")
+	expectLine(t, midR, "354")
+	io.WriteString(mid, "Subject: late\r\n\r\nfinished after shutdown began\r\n.\r\n")
+	expectLine(t, midR, "250 2.0.0 OK queued as ")
+	expectLine(t, midR, "421 4.3.2 ")
+	start := time.Now()
+	if l, err := stallR.ReadString('\n'); err == nil && !strings.HasPrefix(l, "421 ") {
+		t.Fatalf("stalled session got %q", l)
+	}
+	if waited := time.Since(start); waited > 5*time.Second {
+		t.Fatalf("stalled session held shutdown for %v, grace is 2s", waited)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	if n := len(be.stored()); n != 1 {
+		t.Fatalf("stored %d, want 1", n)
+	}
+}

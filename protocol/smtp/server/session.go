@@ -165,11 +165,17 @@ func (s *session) run(ctx context.Context) {
 	s.reply(smtp.Reply{Code: smtp.CodeReady, Text: s.srv.cfg.Hostname + " ESMTP Posthorn"})
 	s.flush()
 	for {
-		if s.guard.Idle() {
+		// A session waits "idle" only outside a transaction: at shutdown an
+		// idle one is told 421 at once, while one between MAIL and the end of
+		// its data counts as busy and may finish the transaction within the
+		// shutdown grace.
+		if s.state >= stateMail {
+			s.guard.Busy()
+		} else if s.guard.Idle() {
 			s.shutdownReply()
 			return
 		}
-		s.conn.SetDeadline(time.Now().Add(s.srv.limits.CommandTimeout))
+		s.conn.SetDeadline(s.deadline(s.srv.limits.CommandTimeout))
 		line, err := s.r.ReadLine(s.lineLimit())
 		if s.guard.Busy() {
 			if err == nil && s.state == stateConnected {
@@ -207,6 +213,11 @@ func (s *session) lineLimit() int {
 		return max(authLineLimit, s.srv.limits.CommandLine)
 	}
 	return s.srv.limits.CommandLine
+}
+
+// deadline is now+d, or the end of the shutdown grace if that is sooner.
+func (s *session) deadline(d time.Duration) time.Time {
+	return s.guard.Cap(time.Now().Add(d))
 }
 
 func (s *session) shutdownReply() {
