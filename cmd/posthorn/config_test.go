@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -172,4 +173,22 @@ func FuzzConfig(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The example config in docs/ parses, and each key there has its default.
+func TestExampleConfig(t *testing.T) {
+	cfg, err := loadConfig("../../docs/posthorn.conf.example", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, err := buildConfig(map[string]setting{
+		"hostname": {value: "mx.example.org"}, "domains": {value: "example.org, example.net"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	def.DNSResolvers, cfg.DNSResolvers = nil, nil
+	if fmt.Sprintf("%+v", cfg) != fmt.Sprintf("%+v", def) {
+		t.Fatalf("the example differs from the defaults:\n example %+v\ndefaults %+v", cfg, def)
+	}
 }
