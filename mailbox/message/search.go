@@ -47,7 +47,9 @@ func (p *Part) HeaderText(raw []byte, limit int) []byte {
 
 func (p *Part) appendHeaderText(out, raw []byte, limit int) []byte {
 	walkHeader(raw, p.HeaderStart, min(p.BodyStart, len(raw)), func(f field) bool {
-		out = append(out, f.name...)
+		// RFC 5322 2.2: a field name is printable US-ASCII, but a broken
+		// message may have others; the search text stays valid UTF-8.
+		out = append(out, fixUTF8(f.name)...)
 		out = append(out, ": "...)
 		out = append(out, DecodeHeader(fieldValue(raw, f))...)
 		out = append(out, '\n')
