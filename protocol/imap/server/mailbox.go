@@ -27,7 +27,7 @@ func (s *session) cmdCreate(c *imap.Command) error {
 		return err
 	}
 	name = strings.TrimSuffix(name, mailbox.HierarchyDelimiter)
-	if name == "INBOX" || strings.EqualFold(name, "INBOX") {
+	if strings.EqualFold(name, "INBOX") {
 		return no(imap.CodeAlreadyExists, "INBOX always exists")
 	}
 	return storeError(s.acct.CreateFolder(name, mailbox.RoleNone))
