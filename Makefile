@@ -29,9 +29,11 @@ run: build
 
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags failpoint ./mailbox/... ./spool/... ./cmd/posthorn/
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 
 test: vet
+	$(GO) test -race -count=1 -tags failpoint ./mailbox/failpoint/
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 # Each fuzz target for FUZZTIME (default 5m): make fuzz FUZZTIME=30s

@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	bolt "go.etcd.io/bbolt"
+
+	"posthorn/mailbox/failpoint"
 )
 
 // Group-commit defaults.
@@ -34,6 +36,9 @@ type CommitterOptions struct {
 	MaxBatchBytes int
 	// Logger receives commit failures and recovered panics; nil discards.
 	Logger *slog.Logger
+	// Failpoint names the failpoint reached before each commit of this
+	// file (package failpoint); "" means failpoint.Commit.
+	Failpoint string
 	// OnFail is called once, after the first failed commit, with its error.
 	// The Store uses it to fail every other file too.
 	OnFail func(error)
@@ -93,6 +98,9 @@ func NewCommitter(db *bolt.DB, opts CommitterOptions) *Committer {
 	}
 	if opts.MaxBatchBytes <= 0 {
 		opts.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if opts.Failpoint == "" {
+		opts.Failpoint = failpoint.Commit
 	}
 	log := opts.Logger
 	if log == nil {
@@ -286,7 +294,15 @@ func (c *Committer) commit(batch []*commitRequest) {
 			live = append(live[:failedAt:failedAt], live[failedAt+1:]...)
 			continue
 		}
-		if err := tx.Commit(); err != nil {
+		// The failpoint stands in for a failed write or fdatasync: the
+		// transaction is rolled back and the error taken as bbolt's.
+		err = failpoint.Inject(c.opts.Failpoint)
+		if err != nil {
+			_ = tx.Rollback()
+		} else {
+			err = tx.Commit()
+		}
+		if err != nil {
 			if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 				// A full disk fails the page writes (pwrite into a grown,
 				// sparse file), before the meta page that would make the

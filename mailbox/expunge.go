@@ -7,6 +7,8 @@ import (
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
+
+	"posthorn/mailbox/failpoint"
 )
 
 // Expunge removes the given UIDs (durably) and returns the UIDs actually removed.
@@ -43,6 +45,11 @@ func (a *Account) Expunge(ctx context.Context, folder string, uids []uint32) ([]
 			}
 			removed = append(removed, uid)
 			t.publish(Change{Kind: ChangeExpunge, Folder: name, UID: uid, ModSeq: ms})
+			if len(removed) == 1 {
+				if err := failpoint.Inject(failpoint.ExpungeTx); err != nil {
+					return err
+				}
+			}
 		}
 		if len(removed) == 0 {
 			return nil

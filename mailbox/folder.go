@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
+
+	"posthorn/mailbox/failpoint"
 )
 
 // Folder naming.
@@ -446,6 +448,9 @@ func (t *acctTx) renameTree(from, to string) error {
 			return err
 		}
 		t.publish(Change{Kind: ChangeFolder, Folder: e.name, NewName: newName, ModSeq: ms})
+		if err := failpoint.Inject(failpoint.RenameTx); err != nil {
+			return err
+		}
 	}
 	return t.createParents(to)
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"posthorn/mailbox/failpoint"
 )
 
 // MessageInfo is one message's metadata (not its bytes).
@@ -198,7 +200,11 @@ func (a *Account) Append(ctx context.Context, folder string, raw []byte, flags [
 	if _, err := parseFlags(flags); err != nil {
 		return MessageInfo{}, err
 	}
-	return a.appendMessage(ctx, name, raw, a.store.parseMessage(raw), flags, internalDate)
+	info, err := a.appendMessage(ctx, name, raw, a.store.parseMessage(raw), flags, internalDate)
+	if err == nil {
+		err = failpoint.Inject(failpoint.AppendDurable)
+	}
+	return info, err
 }
 
 // appendMessage is Append with the folder name canonical and the message
@@ -228,6 +234,9 @@ func (a *Account) appendMessage(ctx context.Context, folder string, raw, parsed 
 			return err
 		}
 		info = m.info(uid)
+		if err := failpoint.Inject(failpoint.AppendTx); err != nil {
+			return err
+		}
 		t.publish(Change{Kind: ChangeExists, Folder: folder, UID: uid, ModSeq: ms, Flags: info.Flags})
 		return f.save(t.tx)
 	})

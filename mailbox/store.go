@@ -1,8 +1,6 @@
 package mailbox
 
 import (
-	"golang.org/x/sync/singleflight"
-
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +16,9 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+	"golang.org/x/sync/singleflight"
+
+	"posthorn/mailbox/failpoint"
 )
 
 // Options configure a Store.
@@ -171,7 +172,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.db = db
-	s.dirc = NewCommitter(db, CommitterOptions{Logger: s.log, OnFail: s.fail})
+	s.dirc = NewCommitter(db, CommitterOptions{Logger: s.log, OnFail: s.fail, Failpoint: failpoint.DirectoryCommit})
 	if err := s.initDirectory(); err != nil {
 		s.dirc.Close()
 		db.Close()

@@ -16,6 +16,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"posthorn/dnsmx"
+	"posthorn/mailbox/failpoint"
 	"posthorn/protocol/smtp"
 	"posthorn/protocol/smtp/client"
 )
@@ -306,6 +307,10 @@ func (s *Spool) sendJob(ctx context.Context, sess *session, d *jobData) bool {
 		s.recordJob(ctx, d, outs)
 		return false
 	}
+	// The remote has answered the final dot; until recordJob commits, a
+	// crash leaves the recipients queued and they are sent again: a
+	// duplicate, never a loss (RFC 5321 6.1).
+	_ = failpoint.Inject(failpoint.RemoteAccepted)
 	// RFC 3461 5.2.2 (b): a next hop without DSN cannot report success,
 	// so we send the "relayed" DSN for NOTIFY=SUCCESS ourselves.
 	_, dsnOffered := sess.conn.Extensions()["DSN"]

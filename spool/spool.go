@@ -16,6 +16,7 @@ import (
 
 	"posthorn/dnsmx"
 	"posthorn/mailbox"
+	"posthorn/mailbox/failpoint"
 	"posthorn/protocol/smtp"
 )
 
@@ -241,7 +242,7 @@ func Open(path string, opts Options) (*Spool, error) {
 	s := &Spool{
 		opts:      opts,
 		db:        db,
-		committer: mailbox.NewCommitter(db, mailbox.CommitterOptions{Logger: opts.Logger}),
+		committer: mailbox.NewCommitter(db, mailbox.CommitterOptions{Logger: opts.Logger, Failpoint: failpoint.SpoolCommit}),
 		log:       opts.Logger,
 		now:       opts.Now,
 		wake:      make(chan struct{}, 1),

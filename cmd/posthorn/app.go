@@ -15,6 +15,7 @@ import (
 
 	"posthorn/dnsmx"
 	"posthorn/mailbox"
+	"posthorn/mailbox/failpoint"
 	"posthorn/protocol/sasl"
 	"posthorn/protocol/smtp"
 	smtpserver "posthorn/protocol/smtp/server"
@@ -61,6 +62,8 @@ func openApp(cfg *Config, logger *slog.Logger) (*app, error) {
 		LocalAddr: local,
 		Bounce:    a.bounce,
 		Logger:    logger,
+		// The real clock, or in a failpoint build one a test can move on.
+		Now: failpoint.Now,
 	})
 	if err != nil {
 		st.Close()

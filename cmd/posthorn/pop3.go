@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"posthorn/mailbox"
+	"posthorn/mailbox/failpoint"
 	pop3server "posthorn/protocol/pop3/server"
 )
 
@@ -61,6 +62,8 @@ func (m *pop3Maildrop) Read(ctx context.Context, uid uint32) ([]byte, error) {
 // publishes each expunge on the account's change feed, so IMAP sessions
 // see them.
 func (m *pop3Maildrop) Delete(ctx context.Context, uids []uint32) error {
-	_, err := m.acct.Expunge(ctx, mailbox.InboxName, uids)
-	return err
+	if _, err := m.acct.Expunge(ctx, mailbox.InboxName, uids); err != nil {
+		return err
+	}
+	return failpoint.Inject(failpoint.POP3Durable)
 }

@@ -1,0 +1,14 @@
+//go:build !failpoint
+
+package failpoint
+
+import "time"
+
+// Enabled reports whether this binary was built with failpoints.
+const Enabled = false
+
+// Inject does nothing in a normal build.
+func Inject(name string) error { return nil }
+
+// Now is the queue's clock: the real time in a normal build.
+func Now() time.Time { return time.Now() }
