@@ -159,6 +159,9 @@ func adminDo(a *app, req adminRequest, stdout io.Writer) error {
 	if len(args) >= 1 && args[0] == "sendmail" {
 		return sendmail(a, args[1:], req.Stdin, stdout)
 	}
+	if len(args) >= 1 && args[0] == "check" {
+		return checkCommand(a, args[1:], stdout)
+	}
 	if len(args) >= 1 && args[0] == "queue" {
 		return queueCommand(a, args[1:], stdout)
 	}

@@ -7,6 +7,7 @@ import (
 	"syscall"
 
 	"posthorn/mailbox"
+	"posthorn/mailbox/failpoint"
 	"posthorn/protocol/smtp"
 	smtpserver "posthorn/protocol/smtp/server"
 )
@@ -26,7 +27,7 @@ const minFreeFactor = 1.5
 
 func (b *smtpBackend) Mail(ctx context.Context, s *smtpserver.SessionInfo, from smtp.Path, p smtp.MailParams) error {
 	a := b.app
-	if err := a.store.Err(); err != nil {
+	if err := errors.Join(a.store.Err(), a.spool.Err()); err != nil {
 		// ROBUSTNESS.md: after an fsync error nothing more is accepted
 		// (Linux may have dropped the dirty pages); a restart is needed.
 		return smtp.R(smtp.CodeLocalError, smtp.EnhSystemOther, "Mail store unavailable, try again later")
@@ -90,5 +91,8 @@ func (b *smtpBackend) Rcpt(ctx context.Context, s *smtpserver.SessionInfo, from 
 // (RFC 5321 6.1): local copies fsync'd in the mailboxes, remote recipients
 // fsync'd in the spool.
 func (b *smtpBackend) Deliver(ctx context.Context, env *smtpserver.Envelope, msg []byte) error {
-	return b.app.route(ctx, env, msg, env.Session.Account != "")
+	if err := b.app.route(ctx, env, msg, env.Session.Account != ""); err != nil {
+		return err
+	}
+	return failpoint.Inject(failpoint.SMTPDurable)
 }

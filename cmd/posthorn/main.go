@@ -5,7 +5,7 @@
 //	posthorn [-config FILE] [-o key=value]... COMMAND
 //
 // Commands: serve, user add|passwd|del|list, alias add|del|list,
-// queue list|show|flush|delete, sendmail, version.
+// queue list|show|flush|delete, sendmail, check, version.
 // See docs/operations.md.
 package main
 
@@ -37,6 +37,7 @@ commands:
   queue show ID                     one queued message with its recipients
   queue flush                       retry every deferred recipient now
   queue delete ID                   remove a message from the queue
+  check                             verify the store and the queue (fsck)
   sendmail [-f FROM] [-t] [-i] [RCPT...]
                                     submit a message from standard input
   version                           print the version
@@ -89,7 +90,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
-	case "user", "alias", "queue", "sendmail":
+	case "user", "alias", "queue", "sendmail", "check":
 		return adminCommand(cfg, args, stdin, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "posthorn: unknown command %q\n", args[0])
