@@ -49,11 +49,15 @@ type instance struct {
 	// extraPorts are other listeners start waits for (POP3, IMAP).
 	extraPorts []string
 	opts       []string
-	cmd        *exec.Cmd
-	logMu      sync.Mutex
-	log        bytes.Buffer
-	exited     chan struct{}
-	waitErr    error
+	// bin is the binary start runs (posthornBin unless a test needs the
+	// failpoint build); env is added to its environment.
+	bin     string
+	env     []string
+	cmd     *exec.Cmd
+	logMu   sync.Mutex
+	log     bytes.Buffer
+	exited  chan struct{}
+	waitErr error
 }
 
 // freePort returns a loopback address with a port nobody listens on now.
@@ -123,7 +127,12 @@ func (in *instance) mustCLI(stdin string, args ...string) string {
 // start runs `serve` and waits until the SMTP port answers.
 func (in *instance) start() {
 	in.t.Helper()
-	in.cmd = exec.Command(posthornBin, append(append([]string{}, in.opts...), "serve")...)
+	bin := in.bin
+	if bin == "" {
+		bin = posthornBin
+	}
+	in.cmd = exec.Command(bin, append(append([]string{}, in.opts...), "serve")...)
+	in.cmd.Env = append(os.Environ(), in.env...)
 	in.cmd.Stdout = &lockedWriter{mu: &in.logMu, w: &in.log}
 	in.cmd.Stderr = in.cmd.Stdout
 	if err := in.cmd.Start(); err != nil {
