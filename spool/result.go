@@ -95,7 +95,12 @@ const (
 // recordJob stores the outcomes of one attempt for the recipients of d in
 // one transaction, logs them, and sends any DSN they call for.
 func (s *Spool) recordJob(ctx context.Context, d *jobData, outs []outcome) {
-	defer s.release(d.job)
+	held := false
+	defer func() {
+		if !held {
+			s.release(d.job)
+		}
+	}()
 	now := s.now()
 	ctx = context.WithoutCancel(ctx) // results must be recorded even at shutdown
 	arrival := d.msg.Arrival
@@ -181,8 +186,18 @@ func (s *Spool) recordJob(ctx context.Context, d *jobData, outs []outcome) {
 		return nil
 	})
 	if err != nil {
+		// The recipients stay due on disk, so they are tried again: a
+		// duplicate rather than a loss (RFC 5321 6.1). But not at once:
+		// while the file cannot be written (a full disk) every attempt
+		// would fail to record and the same message would go out in a
+		// loop. They are held for RetryMin first.
 		s.log.Error("recording delivery results failed; the recipients stay due",
-			slog.String("queue_id", d.job.id), slog.Any("err", err))
+			slog.String("queue_id", d.job.id), slog.Duration("retry_in", s.opts.RetryMin), slog.Any("err", err))
+		held = true
+		time.AfterFunc(s.opts.RetryMin, func() {
+			s.release(d.job)
+			s.signal()
+		})
 		return
 	}
 	for i, l := range logs {

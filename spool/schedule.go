@@ -105,6 +105,15 @@ func (s *Spool) drain(cancelWork context.CancelFunc) {
 // and returns when the next recipient not yet taken is due (zero: none).
 func (s *Spool) dispatch(ctx, work context.Context) time.Time {
 	now := s.now()
+	if err := s.committer.Err(); err != nil {
+		// After a failed fsync the file takes no more writes until a
+		// restart: results could not be recorded, so every delivery
+		// would be repeated. Deliver nothing; the queue stays on disk.
+		if !s.stalled.Swap(true) {
+			s.log.Error("queue stopped until restart: its file failed a commit", slog.Any("err", err))
+		}
+		return now.Add(idleWait)
+	}
 	var next time.Time
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -212,6 +212,7 @@ type Spool struct {
 	wake    chan struct{} // the scheduler has something to look at
 	running atomic.Bool
 	closed  atomic.Bool
+	stalled atomic.Bool // dispatch saw the committer failed (logged once)
 
 	mu       sync.Mutex
 	inflight map[rcptKey]struct{}   // taken by the scheduler, not yet recorded

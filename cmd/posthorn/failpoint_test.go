@@ -724,3 +724,40 @@ func fpWaitInbox(t *testing.T, in *instance, n uint64) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// An fsync error in the queue's file after a remote 250: the result cannot
+// be recorded, so the queue stops (it would otherwise send the message in
+// a loop), new mail is refused at MAIL, and after a restart the recipient,
+// still queued on disk, is sent once more: a duplicate, not a loss.
+func TestFailpointSpoolFsyncError(t *testing.T) {
+	sink, opts := fpRemote(t)
+	in := newFailpointInstance(t, opts...)
+	in.mustCLI(fpPass+"\n", "user", "add", fpUser)
+	// Spool commits: 1 spreads overdue recipients at start, 2 queues the
+	// message, 3 records its delivery.
+	in.startWith(failpoint.SpoolCommit + "=3*error")
+	in.mustCLI(fpMessage(1), "sendmail", "-f", fpUser, "bob@remote.test")
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(in.logs(), "queue stopped until restart") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the queue did not stop after the failed commit:\n%s", in.logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Long enough for several retry_min rounds: no second copy.
+	time.Sleep(1500 * time.Millisecond)
+	if n := sink.count("fp-1"); n != 1 {
+		t.Fatalf("the sink has fp-1 %d times while the queue cannot record, want 1", n)
+	}
+	err := sendOne(in.smtp, "a@example.net", []string{fpUser}, fpMessage(2))
+	if !fpReply(err, "451", "4.3.0 Mail store unavailable") {
+		t.Fatalf("mail after the queue's commit failed: %v, want 451 4.3.0 at MAIL", err)
+	}
+	in.stop()
+	in.checkStore()
+	in.startWith("")
+	waitQueue(t, in, "the queue to drain", 30*time.Second, queueEmpty)
+	if n := sink.count("fp-1"); n != 2 {
+		t.Fatalf("the sink has fp-1 %d times after the restart, want 2", n)
+	}
+}
