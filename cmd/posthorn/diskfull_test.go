@@ -91,6 +91,7 @@ func TestDiskFull(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	in.stop()
+	in.checkStore()
 	if n := len(in.inbox("demo@example.org", "INBOX")); n != acked {
 		t.Fatalf("INBOX has %d messages, %d were acknowledged", n, acked)
 	}

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -243,6 +245,51 @@ func (in *instance) inbox(account, folder string) [][]byte {
 		out = append(out, raw)
 	}
 	return out
+}
+
+// folderState is one folder's line of `posthorn check`.
+type folderState struct{ validity, uidNext, modSeq, messages uint64 }
+
+var checkFolderRE = regexp.MustCompile(`^folder (\S+) ("(?:[^"\\]|\\.)*") uidvalidity=(\d+) uidnext=(\d+) highestmodseq=(\d+) messages=(\d+)$`)
+
+// checkStore runs `posthorn check`, fails the test on any problem, and
+// returns each folder's counters keyed "account folder".
+func (in *instance) checkStore() map[string]folderState {
+	in.t.Helper()
+	out, errOut, code := in.cli("", "check")
+	if code != 0 || !strings.HasSuffix(out, "ok\n") {
+		in.t.Fatalf("posthorn check: exit %d\n%s%s", code, out, errOut)
+	}
+	state := map[string]folderState{}
+	for _, line := range strings.Split(out, "\n") {
+		m := checkFolderRE.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		name, _ := strconv.Unquote(m[2])
+		n := func(i int) uint64 { v, _ := strconv.ParseUint(m[i], 10, 64); return v }
+		state[m[1]+" "+name] = folderState{n(3), n(4), n(5), n(6)}
+	}
+	if len(state) == 0 {
+		in.t.Fatalf("posthorn check listed no folders:\n%s", out)
+	}
+	return state
+}
+
+// checkMonotonic: for every folder in both states, UIDVALIDITY is the same
+// and UIDNEXT and HIGHESTMODSEQ did not go back (RFC 9051 2.3.1.1, RFC
+// 7162 3.1.1).
+func checkMonotonic(t *testing.T, before, after map[string]folderState) {
+	t.Helper()
+	for k, b := range before {
+		a, ok := after[k]
+		if !ok {
+			continue
+		}
+		if a.validity != b.validity || a.uidNext < b.uidNext || a.modSeq < b.modSeq {
+			t.Errorf("%s: before %+v, after %+v", k, b, a)
+		}
+	}
 }
 
 type lockedWriter struct {

@@ -66,6 +66,7 @@ func TestKill9(t *testing.T) {
 	acked := map[string]bool{}
 	attempted := 0
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 9))
+	var state map[string]folderState
 
 	for round := range rounds {
 		in.start()
@@ -94,6 +95,13 @@ func TestKill9(t *testing.T) {
 		in.kill()
 		cancel()
 		wg.Wait()
+		// After each crash: the files pass fsck, UIDNEXT and MODSEQ
+		// did not go back.
+		next := in.checkStore()
+		if state != nil {
+			checkMonotonic(t, state, next)
+		}
+		state = next
 	}
 	// A last clean start and stop: the store must open after the kills.
 	in.start()
