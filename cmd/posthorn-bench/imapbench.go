@@ -249,14 +249,15 @@ func imapPrepare(ctx context.Context, o options, tmp string, withDovecot bool, o
 }
 
 // imapServeFlags are posthorn's -o flags for the IMAP benchmark: IMAP on
-// loopback only, the per-IP cap out of the way.
+// loopback only, the per-IP cap and connection rate out of the way (the
+// mix connects once per cycle, hundreds of times a second).
 func imapServeFlags(dir, addr string) []string {
 	var args []string
 	for _, kv := range []string{
 		"hostname=" + benchDomain, "domains=" + benchDomain, "data_dir=" + dir,
 		"smtp_listen=", "submission_listen=", "submissions_listen=",
 		"pop3_listen=", "pop3s_listen=", "imap_listen=" + addr, "imaps_listen=",
-		"max_connections_per_ip=100000", "max_connections=20000", "max_connections_per_account=100", "log_level=warn",
+		"max_connections_per_ip=100000", "max_connection_rate_per_ip=0", "max_connections=20000", "max_connections_per_account=100", "log_level=warn",
 	} {
 		args = append(args, "-o", kv)
 	}

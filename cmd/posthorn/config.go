@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"posthorn/protocol/sasl"
 )
 
 // Config is the parsed configuration. Keys and their meaning are fixed by
@@ -42,6 +44,14 @@ type Config struct {
 	MaxConnsPerIP      int
 	MaxConns           int
 	MaxConnsPerAccount int
+	MaxConnRatePerIP   int
+	AuthFailureDelay   time.Duration
+	AuthFailureMax     time.Duration
+	AuthFailureWindow  time.Duration
+	AuthLockout        int
+	SoftErrorLimit     int
+	HardErrorLimit     int
+	ErrorDelay         time.Duration
 	RecipientDelimiter string
 	LogLevel           string
 	LogFormat          string
@@ -162,6 +172,15 @@ var configKeys = map[string]configKey{
 		c.MaxConnsPerAccount = n
 		return nil
 	}},
+	// Abuse controls (docs/operations.md, "Abuse controls").
+	"max_connection_rate_per_ip": {def: constant("600"), apply: intKey(0, 1000000, func(c *Config) *int { return &c.MaxConnRatePerIP })},
+	"auth_failure_delay":         {def: constant("200ms"), apply: durationKey(func(c *Config) *time.Duration { return &c.AuthFailureDelay })},
+	"auth_failure_delay_max":     {def: constant("15s"), apply: durationKey(func(c *Config) *time.Duration { return &c.AuthFailureMax })},
+	"auth_failure_window":        {def: constant("15m"), apply: durationKey(func(c *Config) *time.Duration { return &c.AuthFailureWindow })},
+	"auth_lockout_failures":      {def: constant("10"), apply: intKey(0, sasl.LimiterMaxLockout, func(c *Config) *int { return &c.AuthLockout })},
+	"soft_error_limit":           {def: constant("10"), apply: intKey(1, 1000, func(c *Config) *int { return &c.SoftErrorLimit })},
+	"hard_error_limit":           {def: constant("20"), apply: intKey(1, 1000, func(c *Config) *int { return &c.HardErrorLimit })},
+	"error_delay":                {def: constant("1s"), apply: durationKey(func(c *Config) *time.Duration { return &c.ErrorDelay })},
 	"recipient_delimiter": {def: constant("+"), apply: func(c *Config, v string) error {
 		for _, r := range v {
 			if r == '@' || r == '"' || r == '\\' || r <= ' ' || r >= 0x7f {
@@ -328,6 +347,13 @@ func buildConfig(settings map[string]setting) (*Config, error) {
 	if c.RetryMin > c.RetryMax {
 		return nil, &ConfigError{Where: settings["retry_min"].where, Key: "retry_min", Err: errors.New("greater than retry_max")}
 	}
+	if c.AuthFailureDelay > c.AuthFailureMax {
+		key := "auth_failure_delay"
+		if _, ok := settings[key]; !ok {
+			key = "auth_failure_delay_max"
+		}
+		return nil, &ConfigError{Where: settings[key].where, Key: "auth_failure_delay", Err: errors.New("greater than auth_failure_delay_max")}
+	}
 	return c, nil
 }
 
@@ -387,6 +413,18 @@ func listenKey(field func(*Config) *string) func(*Config, string) error {
 			}
 		}
 		*field(c) = v
+		return nil
+	}
+}
+
+// intKey accepts a whole number from lo to hi.
+func intKey(lo, hi int, field func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			return fmt.Errorf("not a number between %d and %d", lo, hi)
+		}
+		*field(c) = n
 		return nil
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	imapserver "posthorn/protocol/imap/server"
+	"posthorn/protocol/netserve"
 	pop3server "posthorn/protocol/pop3/server"
 	"posthorn/protocol/sasl"
 	smtpserver "posthorn/protocol/smtp/server"
@@ -47,11 +48,21 @@ func serve(cfg *Config, logger *slog.Logger) error {
 
 	backend := &smtpBackend{app: a}
 	// One limiter for every service, so that password guessing cannot move
-	// from one port to another to escape it.
-	limiter := sasl.NewLimiter(time.Now)
+	// from one port to another to escape it; the same for the connection
+	// rate (nil when max_connection_rate_per_ip is 0).
+	limiter := sasl.NewLimiterWith(sasl.LimiterConfig{
+		Delay:    cfg.AuthFailureDelay,
+		MaxDelay: cfg.AuthFailureMax,
+		Window:   cfg.AuthFailureWindow,
+		Lockout:  cfg.AuthLockout,
+	}, time.Now)
+	connRate := netserve.NewRateLimiter(cfg.MaxConnRatePerIP, time.Now)
 	limits := smtpserver.Limits{
 		MessageSize:      cfg.MessageSizeLimit,
 		Recipients:       cfg.MaxRecipients,
+		SoftErrors:       cfg.SoftErrorLimit,
+		HardErrors:       cfg.HardErrorLimit,
+		ErrorDelay:       cfg.ErrorDelay,
 		PerIPConnections: cfg.MaxConnsPerIP,
 		Connections:      cfg.MaxConns,
 	}
@@ -73,13 +84,14 @@ func serve(cfg *Config, logger *slog.Logger) error {
 			return err
 		}
 		sc := smtpserver.Config{
-			Hostname: cfg.Hostname,
-			Listener: l.name,
-			Backend:  backend,
-			TLS:      tlsConfig,
-			Limits:   limits,
-			Logger:   logger,
-			NewID:    a.newID,
+			Hostname:       cfg.Hostname,
+			Listener:       l.name,
+			Backend:        backend,
+			TLS:            tlsConfig,
+			ConnectionRate: connRate,
+			Limits:         limits,
+			Logger:         logger,
+			NewID:          a.newID,
 		}
 		if l.submission {
 			sc.Submission = true
@@ -115,11 +127,18 @@ func serve(cfg *Config, logger *slog.Logger) error {
 			Backend:            pop3Backend{store: a.store},
 			Auth:               credentials{store: a.store},
 			Limiter:            limiter,
+			ConnectionRate:     connRate,
 			Locks:              pop3Locks,
 			TLS:                tlsConfig,
 			AllowPlaintextAuth: cfg.AllowPlaintextAuth,
-			Limits:             pop3server.Limits{PerIPConnections: cfg.MaxConnsPerIP, Connections: cfg.MaxConns},
-			Logger:             logger,
+			Limits: pop3server.Limits{
+				SoftErrors:       cfg.SoftErrorLimit,
+				HardErrors:       cfg.HardErrorLimit,
+				ErrorDelay:       cfg.ErrorDelay,
+				PerIPConnections: cfg.MaxConnsPerIP,
+				Connections:      cfg.MaxConns,
+			},
+			Logger: logger,
 		})
 		logger.Info("listening", "service", l.name, "addr", ln.Addr().String())
 		g.Go(func() error { return srv.Serve(ctx, ln) })
@@ -127,7 +146,10 @@ func serve(cfg *Config, logger *slog.Logger) error {
 	// IMAP (RFC 9051): imap_listen offers STARTTLS; imaps_listen is implicit
 	// TLS (RFC 8314 3.3). The same limiter as SMTP and POP3.
 	imapLimits := imapserver.Limits{
-		MessageSize:           cfg.MessageSizeLimit,
+		MessageSize: cfg.MessageSizeLimit,
+		// As Dovecot, IMAP closes after too many BADs without delaying
+		// them: soft_error_limit and error_delay are SMTP's and POP3's.
+		BadCommands:           cfg.HardErrorLimit,
 		PerIPConnections:      cfg.MaxConnsPerIP,
 		PerAccountConnections: cfg.MaxConnsPerAccount,
 		Connections:           cfg.MaxConns,
@@ -158,6 +180,7 @@ func serve(cfg *Config, logger *slog.Logger) error {
 			},
 			Auth:               credentials{store: a.store},
 			Limiter:            limiter,
+			ConnectionRate:     connRate,
 			TLS:                tlsConfig,
 			AllowPlaintextAuth: cfg.AllowPlaintextAuth,
 			Limits:             imapLimits,

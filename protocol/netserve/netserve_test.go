@@ -438,3 +438,169 @@ func TestTrace(t *testing.T) {
 		t.Errorf("trace %q, want %q", trace.String(), want)
 	}
 }
+
+// fakeClock is a settable clock for RateLimiter tests.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func TestRateLimiter(t *testing.T) {
+	clock := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	r := NewRateLimiter(6, clock.now)
+	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
+	// A burst of the whole minute's allowance, then nothing.
+	for i := range 6 {
+		if !r.Allow(a) {
+			t.Fatalf("connection %d of the burst refused", i+1)
+		}
+	}
+	if r.Allow(a) {
+		t.Fatal("7th connection within the minute allowed")
+	}
+	// Another address has its own bucket.
+	if !r.Allow(b) {
+		t.Fatal("another address refused")
+	}
+	// One token every 10 s.
+	clock.advance(9 * time.Second)
+	if r.Allow(a) {
+		t.Fatal("allowed before a token refilled")
+	}
+	clock.advance(time.Second)
+	if !r.Allow(a) || r.Allow(a) {
+		t.Fatal("want exactly one token after 10 s")
+	}
+	// A quiet hour refills the bucket to its size, no more.
+	clock.advance(time.Hour)
+	for i := range 6 {
+		if !r.Allow(a) {
+			t.Fatalf("after an hour: connection %d refused", i+1)
+		}
+	}
+	if r.Allow(a) {
+		t.Fatal("the bucket grew beyond its size")
+	}
+}
+
+func TestRateLimiterKeys(t *testing.T) {
+	r := NewRateLimiter(1, nil)
+	if !r.Allow(netip.MustParseAddr("2001:db8:1:2::1")) {
+		t.Fatal("first IPv6 connection refused")
+	}
+	// The same /64 shares the bucket; the next /64 does not.
+	if r.Allow(netip.MustParseAddr("2001:db8:1:2:ffff::9")) {
+		t.Error("same /64 allowed a second connection")
+	}
+	if !r.Allow(netip.MustParseAddr("2001:db8:1:3::1")) {
+		t.Error("next /64 refused")
+	}
+	// IPv4-mapped IPv6 is the IPv4 address.
+	r.Allow(netip.MustParseAddr("192.0.2.1"))
+	if r.Allow(netip.MustParseAddr("::ffff:192.0.2.1")) {
+		t.Error("IPv4-mapped address has a bucket of its own")
+	}
+	// An invalid address is not limited; a nil RateLimiter limits nothing.
+	if !r.Allow(netip.Addr{}) || !r.Allow(netip.Addr{}) {
+		t.Error("invalid address limited")
+	}
+	var none *RateLimiter
+	if !none.Allow(netip.MustParseAddr("192.0.2.1")) || NewRateLimiter(0, nil) != nil {
+		t.Error("no limit limits")
+	}
+}
+
+func TestRateLimiterBounded(t *testing.T) {
+	r := NewRateLimiter(1, nil)
+	addr := netip.MustParseAddr("10.0.0.0")
+	first := addr
+	for range RateLimiterEntries + 100 {
+		r.Allow(addr)
+		addr = addr.Next()
+	}
+	if r.order.Len() != RateLimiterEntries || len(r.buckets) != RateLimiterEntries {
+		t.Fatalf("%d/%d entries, cap %d", r.order.Len(), len(r.buckets), RateLimiterEntries)
+	}
+	// The oldest was forgotten (a full bucket again); the newest is kept.
+	if !r.Allow(first) {
+		t.Error("oldest address still remembered")
+	}
+	if r.Allow(addr.Prev()) {
+		t.Error("newest address forgotten")
+	}
+}
+
+func TestClientKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.1":            "192.0.2.1/32",
+		"::ffff:192.0.2.1":     "192.0.2.1/32",
+		"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::/64",
+		"fe80::1%eth0":         "fe80::/64",
+		"::1":                  "::/64",
+	} {
+		if got, ok := ClientKey(netip.MustParseAddr(in)); !ok || got.String() != want {
+			t.Errorf("ClientKey(%s) = %v, %v; want %s", in, got, ok, want)
+		}
+	}
+	if _, ok := ClientKey(netip.Addr{}); ok {
+		t.Error("ClientKey of the zero Addr is valid")
+	}
+}
+
+// dialFrom connects from a chosen loopback source address (Linux routes
+// all of 127/8 to lo).
+func dialFrom(t *testing.T, addr, src string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c, bufio.NewReader(c)
+}
+
+func TestServeRate(t *testing.T) {
+	ts := serve(t, Config{
+		Listener: "test", PerIPConnections: 1, Connections: 10,
+		Rate:    NewRateLimiter(3, nil),
+		Refusal: []byte("busy\n"), RateRefusal: []byte("slow down\n"),
+	}, nil)
+	c1, r1 := dialFrom(t, ts.addr, "127.0.0.2")
+	roundTrip(t, c1, r1, "one")
+	// Refused by the per-address cap: no token taken.
+	_, r := dialFrom(t, ts.addr, "127.0.0.2")
+	expect(t, r, "busy\n")
+	c1.Close()
+	waitSessions(t, ts.srv, 0)
+	for _, line := range []string{"two", "three"} {
+		c, r := dialFrom(t, ts.addr, "127.0.0.2")
+		roundTrip(t, c, r, line)
+		c.Close()
+		waitSessions(t, ts.srv, 0)
+	}
+	_, r = dialFrom(t, ts.addr, "127.0.0.2")
+	expect(t, r, "slow down\n")
+	if _, err := r.ReadByte(); err != io.EOF {
+		t.Fatalf("refused connection: %v, want EOF", err)
+	}
+	if l := ts.log.String(); !strings.Contains(l, `msg="connection refused: connection rate exceeded" listener=test remote=127.0.0.2:`) {
+		t.Errorf("log: %s", l)
+	}
+	// Another address is served.
+	c, r := dialFrom(t, ts.addr, "127.0.0.3")
+	roundTrip(t, c, r, "other")
+}

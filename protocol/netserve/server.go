@@ -1,6 +1,7 @@
 // Package netserve is the connection-serving mechanism shared by the SMTP,
 // POP3 and IMAP servers: the Accept loop, the per-address and total
-// connection caps, and the shutdown of sessions.
+// connection caps, the per-address connection rate, and the shutdown of
+// sessions.
 //
 // A protocol server owns one Server and calls its Serve for each of its
 // listeners; the function it passes starts a session on an admitted
@@ -26,10 +27,14 @@ import (
 type Config struct {
 	// Listener names the service in logs ("smtp", "pop3s", ...).
 	Listener string
-	// PerIPConnections caps concurrent sessions from one address;
-	// Connections caps all sessions of the Server. Both must be positive.
+	// PerIPConnections caps concurrent sessions from one address (an IPv6
+	// client by its /64, see ClientKey); Connections caps all sessions of
+	// the Server. Both must be positive.
 	PerIPConnections int
 	Connections      int
+	// Rate limits how often one address may connect; share one among all
+	// Servers. Nil: no limit.
+	Rate *RateLimiter
 	// ShutdownGrace is how long a session inside a command may take to
 	// finish it after shutdown begins.
 	ShutdownGrace time.Duration
@@ -39,7 +44,10 @@ type Config struct {
 	// Accept loop, where a slow client could stall it, so such a
 	// connection is only closed.
 	Refusal []byte
-	Logger  *slog.Logger
+	// RateRefusal is written instead of Refusal to a connection refused
+	// by Rate; nil: Refusal.
+	RateRefusal []byte
+	Logger      *slog.Logger
 }
 
 // refusalWriteTimeout bounds the write of Config.Refusal.
@@ -52,7 +60,7 @@ type Server struct {
 	log *slog.Logger
 
 	mu       sync.Mutex
-	perIP    map[netip.Addr]int
+	perIP    map[netip.Prefix]int
 	sessions map[*Guard]struct{}
 	closing  atomic.Bool
 	wg       sync.WaitGroup
@@ -63,7 +71,7 @@ func New(cfg Config) *Server {
 	s := &Server{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		perIP:    make(map[netip.Addr]int),
+		perIP:    make(map[netip.Prefix]int),
 		sessions: make(map[*Guard]struct{}),
 	}
 	if s.log == nil {
@@ -111,17 +119,30 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, start StartFunc) er
 	return nil
 }
 
-// startSession applies the connection caps and runs the session.
+// startSession applies the connection caps and the rate, and runs the
+// session.
 func (s *Server) startSession(conn net.Conn, start StartFunc) {
 	remote := AddrPort(conn.RemoteAddr())
-	ip := remote.Addr()
+	ip, _ := ClientKey(remote.Addr()) // the zero Prefix for a non-IP address
 	s.mu.Lock()
 	// A connection accepted while shutdown begins is refused too: it would
 	// otherwise miss the interrupt.
 	if s.closing.Load() || len(s.sessions) >= s.cfg.Connections || s.perIP[ip] >= s.cfg.PerIPConnections {
 		s.mu.Unlock()
 		s.log.Info("connection refused: too many connections", "listener", s.cfg.Listener, "remote", remote.String())
-		s.refuse(conn)
+		s.refuse(conn, s.cfg.Refusal)
+		return
+	}
+	// The rate is asked last, so that a connection refused by a cap takes
+	// no token.
+	if !s.cfg.Rate.Allow(remote.Addr()) {
+		s.mu.Unlock()
+		s.log.Info("connection refused: connection rate exceeded", "listener", s.cfg.Listener, "remote", remote.String())
+		msg := s.cfg.RateRefusal
+		if msg == nil {
+			msg = s.cfg.Refusal
+		}
+		s.refuse(conn, msg)
 		return
 	}
 	g, run := start(conn, remote)
@@ -144,12 +165,12 @@ func (s *Server) startSession(conn net.Conn, start StartFunc) {
 	}()
 }
 
-// refuse writes the refusal (not on implicit TLS, see Config.Refusal) and
-// closes conn. Nothing is read.
-func (s *Server) refuse(conn net.Conn) {
-	if _, isTLS := conn.(*tls.Conn); !isTLS && len(s.cfg.Refusal) > 0 {
+// refuse writes msg (not on implicit TLS, see Config.Refusal) and closes
+// conn. Nothing is read.
+func (s *Server) refuse(conn net.Conn, msg []byte) {
+	if _, isTLS := conn.(*tls.Conn); !isTLS && len(msg) > 0 {
 		conn.SetWriteDeadline(time.Now().Add(refusalWriteTimeout))
-		conn.Write(s.cfg.Refusal)
+		conn.Write(msg)
 	}
 	conn.Close()
 }

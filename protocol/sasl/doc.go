@@ -46,7 +46,8 @@
 // received and passwords are hashed as received, which matches what clients
 // send for ASCII passwords.
 //
-// Limiter slows repeated failures per client address and per identity.
+// Limiter slows repeated failures per client address and per identity, and
+// locks out an address that keeps failing.
 //
 // RFCs: 4422, 4616, 5802, 7677, 4954 (context), 5034 (context), 9051 (context);
 // draft-murchison-sasl-login-00.

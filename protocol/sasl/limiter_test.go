@@ -38,7 +38,10 @@ var (
 )
 
 func TestLimiterBackoff(t *testing.T) {
-	l, clock := newTestLimiter()
+	cfg := DefaultLimiterConfig()
+	cfg.Lockout = 0
+	clock := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	l := NewLimiterWith(cfg, clock.now)
 	ms := time.Millisecond
 	want := []time.Duration{0, 200 * ms, 400 * ms, 800 * ms, 1600 * ms, 3200 * ms, 6400 * ms, 12800 * ms, 15 * time.Second, 15 * time.Second}
 	for i, w := range want {
@@ -115,63 +118,194 @@ func TestLimiterAddressKeys(t *testing.T) {
 	}
 }
 
-func TestLimiterForget(t *testing.T) {
+func TestLimiterWindow(t *testing.T) {
 	l, clock := newTestLimiter()
 	l.Failure(ip1, "user")
 	l.Failure(ip1, "user")
-	clock.advance(LimiterForget - time.Second)
+	clock.advance(LimiterWindow - time.Second)
 	if got := l.Delay(ip1, "user"); got != 400*time.Millisecond {
-		t.Fatalf("before the quiet period ends: %v", got)
+		t.Fatalf("within the window: %v", got)
 	}
-	// A failure restarts the quiet period and counts on.
 	l.Failure(ip1, "user")
-	clock.advance(LimiterForget - time.Second)
 	if got := l.Delay(ip1, "user"); got != 800*time.Millisecond {
-		t.Fatalf("count after a failure within the period: %v", got)
+		t.Fatalf("three within the window: %v", got)
 	}
+	// Failures age out one by one: the first two go, the third stays.
 	clock.advance(time.Second)
-	if got := l.Delay(ip1, "user"); got != 0 {
-		t.Fatalf("after the quiet period: %v", got)
-	}
-	// Counting starts over.
-	l.Failure(ip1, "user")
 	if got := l.Delay(ip1, "user"); got != 200*time.Millisecond {
-		t.Fatalf("first failure after forgetting: %v", got)
+		t.Fatalf("after the first two aged out: %v", got)
 	}
-	if n := l.addrs.len() + l.ids.len(); n != 2 {
-		t.Fatalf("%d entries, want 2", n)
+	clock.advance(LimiterWindow - time.Second)
+	if got := l.Delay(ip1, "user"); got != 0 {
+		t.Fatalf("after all aged out: %v", got)
+	}
+	if n := l.addrs.len() + l.ids.len(); n != 0 {
+		t.Fatalf("%d entries left, want 0", n)
 	}
 }
 
-func TestLimiterForgetOnFailure(t *testing.T) {
+// TestLimiterStaleClient: a client retrying an old password every five
+// minutes for a day (a phone after a password change, behind the office's
+// NAT) keeps a small wait and never locks the address out, as a count
+// reset only by a quiet period would.
+func TestLimiterStaleClient(t *testing.T) {
 	l, clock := newTestLimiter()
-	for range 5 {
-		l.Failure(ip1, "user")
+	for i := range 24 * 12 {
+		if _, locked := l.Locked(ip1); locked {
+			t.Fatalf("locked out after %d failures five minutes apart", i)
+		}
+		if got := l.Delay(ip1, "phone"); got > 800*time.Millisecond {
+			t.Fatalf("after %d failures five minutes apart: Delay = %v", i, got)
+		}
+		l.Failure(ip1, "phone")
+		clock.advance(5 * time.Minute)
 	}
-	clock.advance(LimiterForget)
-	l.Failure(ip1, "user") // stale record: starts over, not 6
-	if got := l.Delay(ip1, "user"); got != 200*time.Millisecond {
+}
+
+func TestLimiterLockout(t *testing.T) {
+	l, clock := newTestLimiter()
+	start := clock.now()
+	for i := range LimiterLockout {
+		if _, locked := l.Locked(ip1); locked {
+			t.Fatalf("locked after %d failures", i)
+		}
+		// Different identities: the address is what is locked.
+		if got := l.Failure(ip1, fmt.Sprintf("user%d", i)); got != (i == LimiterLockout-1) {
+			t.Fatalf("failure %d: Failure = %v", i+1, got)
+		}
+		clock.advance(time.Second)
+	}
+	until, locked := l.Locked(ip1)
+	if want := start.Add(time.Duration(LimiterLockout-1) * time.Second).Add(LimiterWindow); !locked || !until.Equal(want) {
+		t.Fatalf("Locked = %v, %v; want true, %v", until, locked, want)
+	}
+	if _, locked := l.Locked(ip2); locked {
+		t.Fatal("another address is locked too")
+	}
+	// Identities are never locked, and another address logs in freely
+	// as one the locked address tried.
+	if got := l.Delay(ip2, "user0"); got != 200*time.Millisecond {
+		t.Fatalf("identity tried once from the locked address: %v", got)
+	}
+	// Failures that were in flight at the lockout do not extend it.
+	clock.advance(LimiterWindow / 2)
+	if l.Failure(ip1, "late") {
+		t.Fatal("a failure during the lockout locked again")
+	}
+	clock.advance(LimiterWindow / 2)
+	if _, locked := l.Locked(ip1); locked {
+		t.Fatal("still locked after the window")
+	}
+	// The address starts afresh.
+	if got := l.Delay(ip1, ""); got != 0 {
+		t.Fatalf("Delay after the lockout = %v", got)
+	}
+	if l.Failure(ip1, "again") {
+		t.Fatal("one failure after the lockout locked again")
+	}
+}
+
+func TestLimiterLockoutOff(t *testing.T) {
+	cfg := DefaultLimiterConfig()
+	cfg.Lockout = 0
+	l := NewLimiterWith(cfg, nil)
+	for range 1000 {
+		if l.Failure(ip1, "user") {
+			t.Fatal("locked out with Lockout 0")
+		}
+	}
+	if _, locked := l.Locked(ip1); locked {
+		t.Fatal("Locked with Lockout 0")
+	}
+	if got := l.Delay(ip1, ""); got != LimiterMax {
 		t.Fatalf("Delay = %v", got)
+	}
+	// The record keeps only as many failures as reach the cap.
+	k, _ := addrKey(ip1)
+	r, _ := l.addrs.get(k)
+	if len(r.recent) != l.slots || l.slots != 8 {
+		t.Fatalf("record holds %d failures, slots %d; want 8", len(r.recent), l.slots)
+	}
+}
+
+func TestLimiterConfig(t *testing.T) {
+	l := NewLimiterWith(LimiterConfig{Delay: time.Second, MaxDelay: time.Millisecond, Lockout: 1000}, nil)
+	want := LimiterConfig{Delay: time.Second, MaxDelay: time.Second, Window: LimiterWindow, Lockout: LimiterMaxLockout}
+	if got := l.Config(); got != want {
+		t.Fatalf("Config = %+v, want %+v", got, want)
+	}
+	if l.slots != LimiterMaxLockout {
+		t.Fatalf("slots = %d", l.slots)
+	}
+	if got := NewLimiterWith(LimiterConfig{}, nil).Config(); got != (LimiterConfig{Delay: LimiterBase, MaxDelay: LimiterMax, Window: LimiterWindow}) {
+		t.Fatalf("zero config: %+v", got)
 	}
 }
 
 func TestLimiterSuccess(t *testing.T) {
 	l, _ := newTestLimiter()
 	l.Failure(ip1, "user")
+	l.Failure(ip1, "user")
 	l.Failure(ip1, "other")
 	l.Failure(ip2, "user")
 	l.Success(ip1, "USER")
-	if got := l.Delay(ip1, ""); got != 0 {
+	// The address keeps its failure for another identity.
+	if got := l.Delay(ip1, ""); got != 200*time.Millisecond {
 		t.Errorf("address after success: %v", got)
 	}
-	if got := l.Delay(ip2, "user"); got != 200*time.Millisecond {
+	if got := l.Delay(ip2, ""); got != 200*time.Millisecond {
 		t.Errorf("other address after success: %v", got) // ip2's own record stays
 	}
-	if got := l.Delay(netip.MustParseAddr("198.51.100.1"), "user"); got != 0 {
+	// The identity keeps its failure from ip2.
+	if got := l.Delay(netip.MustParseAddr("198.51.100.1"), "user"); got != 200*time.Millisecond {
 		t.Errorf("identity after success: %v", got)
 	}
 	if got := l.Delay(netip.MustParseAddr("198.51.100.1"), "other"); got != 200*time.Millisecond {
 		t.Errorf("other identity after success: %v", got)
+	}
+}
+
+// TestLimiterSuccessDoesNotLaunder: logging in to one's own account between
+// guesses at others does not clear the address's record.
+func TestLimiterSuccessDoesNotLaunder(t *testing.T) {
+	l, _ := newTestLimiter()
+	for i := range LimiterLockout - 1 {
+		l.Failure(ip1, fmt.Sprintf("victim%d", i))
+		l.Success(ip1, "attacker")
+	}
+	if !l.Failure(ip1, "victim") {
+		t.Fatal("the lockout-th failure did not lock the address")
+	}
+}
+
+// TestLimiterKnownAddress: guessing at a user's password from elsewhere
+// does not slow the user down where the user has logged in before.
+func TestLimiterKnownAddress(t *testing.T) {
+	l, clock := newTestLimiter()
+	home, attacker, travel := ip1, ip2, netip.MustParseAddr("198.51.100.1")
+	l.Success(home, "victim")
+	for range 5 {
+		l.Failure(attacker, "Victim")
+	}
+	if got := l.Delay(home, "victim"); got != 0 {
+		t.Errorf("from a known address: %v", got)
+	}
+	if got := l.Delay(travel, "victim"); got != 3200*time.Millisecond {
+		t.Errorf("from an unknown address: %v", got)
+	}
+	// Known for LimiterRemember after the last login.
+	clock.advance(LimiterWindow - time.Minute)
+	l.Success(home, "victim")
+	clock.advance(LimiterRemember - time.Minute)
+	for range 5 {
+		l.Failure(attacker, "victim")
+	}
+	if got := l.Delay(home, "victim"); got != 0 {
+		t.Errorf("known address, within LimiterRemember: %v", got)
+	}
+	clock.advance(time.Minute)
+	if got := l.Delay(home, "victim"); got != 3200*time.Millisecond {
+		t.Errorf("known address, after LimiterRemember: %v", got)
 	}
 }
 
@@ -205,7 +339,7 @@ func TestLimiterBounded(t *testing.T) {
 // the front, so it outlives newer one-off entries.
 func TestLimiterEvictsLeastRecentlyFailed(t *testing.T) {
 	l, _ := newTestLimiter()
-	l.addrs = newFailureTable[netip.Prefix](2)
+	l.addrs = newLRU[netip.Prefix, *record](2)
 	a, b, c := ip1, ip2, netip.MustParseAddr("192.0.2.3")
 	l.Failure(a, "")
 	l.Failure(b, "")

@@ -86,6 +86,9 @@ func (s *session) cmdLogin(c *imap.Command) error {
 		// password was sent in the clear anyway, but is not checked.
 		return no(imap.CodePrivacyRequired, "LOGIN requires TLS (use STARTTLS)")
 	}
+	if s.lockedOut() {
+		return s.authLocked("LOGIN")
+	}
 	ctx, cancel := s.commandContext()
 	defer cancel()
 	account, err := s.srv.cfg.Auth.Verify(ctx, user, pass)
@@ -131,6 +134,9 @@ func (s *session) cmdAuthenticate(c *imap.Command) error {
 	}
 	if !sasl.Offered(mech, s.plaintextAllowed()) {
 		return no("", "Unsupported authentication mechanism")
+	}
+	if s.lockedOut() {
+		return s.authLocked(mech)
 	}
 	srv, err := sasl.NewServer(mech, s.srv.cfg.Auth)
 	if err != nil {
@@ -206,9 +212,15 @@ func (s *session) authFailed(mech, identity string, err error) error {
 	default:
 		r = no(imap.CodeUnavailable, "Temporary authentication failure")
 	}
-	if l := s.srv.cfg.Limiter; l != nil {
-		l.Failure(ip, identity)
+	if l := s.srv.cfg.Limiter; l != nil && l.Failure(ip, identity) {
+		s.srv.log.Warn("imap auth: address locked out", "listener", s.srv.cfg.Listener, "remote", ip.String(), "for", l.Config().Window)
 	}
+	return s.countAuthFailure(r)
+}
+
+// countAuthFailure counts a failed or refused login of the session: r, or
+// after Limits.AuthFailures, r and BYE.
+func (s *session) countAuthFailure(r error) error {
 	if s.authFails++; s.authFails >= s.srv.limits.AuthFailures {
 		var rp *reply
 		errors.As(r, &rp)
@@ -217,6 +229,26 @@ func (s *session) authFailed(mech, identity string, err error) error {
 		return errClose
 	}
 	return r
+}
+
+// lockedOut reports whether the limiter refuses logins from the client's
+// address.
+func (s *session) lockedOut() bool {
+	if l := s.srv.cfg.Limiter; l != nil {
+		_, locked := l.Locked(s.remote.Addr())
+		return locked
+	}
+	return false
+}
+
+// authLocked refuses a login from a locked-out address before the
+// credentials are checked. NO [UNAVAILABLE] (RFC 5530 3: a temporary
+// failure; try again later), not [AUTHENTICATIONFAILED], which would make
+// a client ask its user for another password. It counts as a failed login
+// of the session.
+func (s *session) authLocked(mech string) error {
+	s.srv.log.Info("imap auth refused: address locked out", "listener", s.srv.cfg.Listener, "remote", s.remote.Addr().String(), "mechanism", mech)
+	return s.countAuthFailure(no(imap.CodeUnavailable, "Too many authentication failures from your address, try again later"))
 }
 
 // authenticated moves to the authenticated state (RFC 9051 3.2) once the

@@ -14,6 +14,7 @@ import (
 
 	"posthorn/mailbox"
 	"posthorn/mailbox/message"
+	"posthorn/protocol/netserve"
 	"posthorn/protocol/sasl"
 	"posthorn/protocol/tlsutil"
 )
@@ -63,6 +64,8 @@ type testOptions struct {
 	limits           Limits
 	loopbackIsRemote bool
 	limiter          bool
+	authLimiter      *sasl.Limiter         // used instead of the default one
+	connRate         *netserve.RateLimiter // Config.ConnectionRate
 	noTLS            bool
 	logger           *slog.Logger
 }
@@ -110,6 +113,10 @@ func startTestServer(t testing.TB, opts testOptions) *testServer {
 	if opts.limiter {
 		cfg.Limiter = sasl.NewLimiter(time.Now)
 	}
+	if opts.authLimiter != nil {
+		cfg.Limiter = opts.authLimiter
+	}
+	cfg.ConnectionRate = opts.connRate
 	if opts.logger != nil {
 		cfg.Logger = opts.logger
 	}

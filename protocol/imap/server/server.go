@@ -133,8 +133,12 @@ type Config struct {
 	OpenAccount func(name string) (Account, error)
 	// Auth checks passwords (LOGIN, AUTHENTICATE PLAIN/LOGIN) and SCRAM.
 	Auth sasl.Credentials
-	// Limiter slows repeated authentication failures; may be nil.
+	// Limiter slows repeated authentication failures and locks out
+	// addresses that keep failing; may be nil. Share one with every service.
 	Limiter *sasl.Limiter
+	// ConnectionRate limits how often one address may connect; may be nil.
+	// Share one with every service.
+	ConnectionRate *netserve.RateLimiter
 	// TLS enables STARTTLS when set. For implicit TLS (RFC 8314 3.3, port
 	// 993) wrap the listener with tls.NewListener as well.
 	TLS *tls.Config
@@ -196,9 +200,11 @@ func New(cfg Config) *Server {
 		PerIPConnections: s.limits.PerIPConnections,
 		Connections:      s.limits.Connections,
 		ShutdownGrace:    s.limits.ShutdownGrace,
+		Rate:             s.cfg.ConnectionRate,
 		// RFC 9051 7.1.5: BYE as the greeting refuses the connection.
-		Refusal: []byte("* BYE Too many connections, try again later\r\n"),
-		Logger:  s.log,
+		Refusal:     []byte("* BYE Too many connections, try again later\r\n"),
+		RateRefusal: []byte("* BYE Too many connection attempts, try again later\r\n"),
+		Logger:      s.log,
 	})
 	return s
 }

@@ -25,6 +25,7 @@ var (
 	// reply for an unknown user and a wrong password (RFC 4422 3.6).
 	errAuthFailed = pop3.Err(pop3.CodeAuth, "Authentication failed")
 	errAuthTemp   = pop3.Err(pop3.CodeSysTemp, "Authentication temporarily unavailable")
+	errAuthLocked = pop3.Err(pop3.CodeSysTemp, "Too many authentication failures from your address, try again later")
 	errNoAuth     = pop3.Err("", "Authentication not available")
 )
 
@@ -139,6 +140,9 @@ func (s *session) cmdPASS(args string) error {
 	if args == "" {
 		return pop3.Err("", "Syntax: PASS password")
 	}
+	if s.lockedOut() {
+		return s.authLocked("USER")
+	}
 	// RFC 1939 7: "a POP3 server may treat spaces in the argument as part
 	// of the password": args is the rest of the line, as sent.
 	ctx, cancel := s.storeContext()
@@ -180,6 +184,9 @@ func (s *session) cmdAUTH(args string) error {
 	if !sasl.Offered(mech, s.plaintextAllowed()) {
 		// RFC 5034 4: an unsupported mechanism is rejected with -ERR.
 		return pop3.Err("", "Unsupported authentication mechanism")
+	}
+	if s.lockedOut() {
+		return s.authLocked(mech)
 	}
 	srv, err := sasl.NewServer(mech, s.srv.cfg.Auth)
 	if err != nil {
@@ -281,11 +288,35 @@ func (s *session) authFailed(mech, identity string, err error) error {
 		s.reply(errAuthTemp)
 		return nil
 	}
-	if l := s.srv.cfg.Limiter; l != nil {
-		l.Failure(ip, identity)
+	if l := s.srv.cfg.Limiter; l != nil && l.Failure(ip, identity) {
+		s.srv.log.Warn("pop3 auth: address locked out", "listener", s.srv.cfg.Listener, "remote", ip.String(), "for", l.Config().Window)
 	}
 	s.authFailures++
 	s.reply(r)
+	if s.authFailures >= s.srv.limits.AuthFailures {
+		return errCloseSession
+	}
+	return nil
+}
+
+// lockedOut reports whether the limiter refuses logins from the client's
+// address.
+func (s *session) lockedOut() bool {
+	if l := s.srv.cfg.Limiter; l != nil {
+		_, locked := l.Locked(s.remote.Addr())
+		return locked
+	}
+	return false
+}
+
+// authLocked refuses a login from a locked-out address before the
+// credentials are checked: SYS/TEMP (RFC 3206 4), so that the client tries
+// again later instead of asking for a new password. It counts as a failed
+// login of the session.
+func (s *session) authLocked(mech string) error {
+	s.srv.log.Info("pop3 auth refused: address locked out", "listener", s.srv.cfg.Listener, "remote", s.remote.Addr().String(), "mechanism", mech)
+	s.authFailures++
+	s.reply(errAuthLocked)
 	if s.authFailures >= s.srv.limits.AuthFailures {
 		return errCloseSession
 	}

@@ -105,9 +105,12 @@ type Config struct {
 	Backend  Backend
 	// Auth checks USER/PASS and AUTH credentials; nil means nobody can log in.
 	Auth sasl.Credentials
-	// Limiter slows repeated authentication failures; may be nil. Share
-	// one with every service.
+	// Limiter slows repeated authentication failures and locks out
+	// addresses that keep failing; may be nil. Share one with every service.
 	Limiter *sasl.Limiter
+	// ConnectionRate limits how often one address may connect; may be nil.
+	// Share one with every service.
+	ConnectionRate *netserve.RateLimiter
 	// Locks is the maildrop lock table; share one between the POP3
 	// listeners. Nil gives this server a table of its own.
 	Locks *Locks
@@ -165,10 +168,15 @@ func New(cfg Config) *Server {
 		PerIPConnections: s.limits.PerIPConnections,
 		Connections:      s.limits.Connections,
 		ShutdownGrace:    s.limits.ShutdownGrace,
+		Rate:             s.cfg.ConnectionRate,
 		// RFC 1939 4 only defines a positive greeting; a negative one
-		// with SYS/TEMP (RFC 3206) tells clients to come back later.
-		Refusal: pop3.Err(pop3.CodeSysTemp, "Too many connections, try again later").AppendTo(nil),
-		Logger:  s.log,
+		// with SYS/TEMP (RFC 3206 4: a temporary problem, the client
+		// should try again later, not ask for a new password) tells
+		// clients to come back later. IN-USE (RFC 2449 8.1.2) is for a
+		// locked maildrop, LOGIN-DELAY for a user's login frequency.
+		Refusal:     pop3.Err(pop3.CodeSysTemp, "Too many connections, try again later").AppendTo(nil),
+		RateRefusal: pop3.Err(pop3.CodeSysTemp, "Too many connection attempts, try again later").AppendTo(nil),
+		Logger:      s.log,
 	})
 	return s
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"posthorn/protocol/netserve"
 	"posthorn/protocol/sasl"
 	"posthorn/protocol/transcript"
 )
@@ -47,6 +48,8 @@ type serverOptions struct {
 	loopbackIsRemote bool
 	allowPlaintext   bool
 	limiter          bool
+	authLimiter      *sasl.Limiter         // used instead of the default one
+	connRate         *netserve.RateLimiter // Config.ConnectionRate
 	noTLS            bool
 	implicitTLS      bool
 }
@@ -82,6 +85,10 @@ func startTestServer(t testing.TB, limits Limits, opts serverOptions) *testServe
 	if opts.limiter {
 		cfg.Limiter = sasl.NewLimiter(time.Now)
 	}
+	if opts.authLimiter != nil {
+		cfg.Limiter = opts.authLimiter
+	}
+	cfg.ConnectionRate = opts.connRate
 	srv := New(cfg)
 	srv.loopbackIsRemote = opts.loopbackIsRemote
 	ctx, cancel := context.WithCancel(context.Background())

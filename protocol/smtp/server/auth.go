@@ -60,6 +60,11 @@ func (s *session) cmdAUTH(arg string) error {
 		// RFC 4954 4: 504 for a mechanism that is not supported.
 		return smtp.R(smtp.CodeParamNotImpl, smtp.EnhInvalidArgs, "Unrecognized authentication type")
 	}
+	if l := s.srv.cfg.Limiter; l != nil {
+		if _, locked := l.Locked(s.info.RemoteAddr.Addr()); locked {
+			return s.authLocked(mech)
+		}
+	}
 	srv, err := sasl.NewServer(mech, s.srv.cfg.Auth)
 	if err != nil {
 		// RFC 4954 4: 504 for a mechanism that is not supported.
@@ -141,8 +146,8 @@ func (s *session) authFailed(srv sasl.Server, err error) error {
 	s.authFailures++
 	s.srv.log.Info("smtp auth failed", "listener", s.info.Listener, "remote", ip.String(), "mechanism", srv.Mechanism(), "identity", srv.Identity(), "err", err)
 	s.throttle(srv)
-	if l := s.srv.cfg.Limiter; l != nil {
-		l.Failure(ip, srv.Identity())
+	if l := s.srv.cfg.Limiter; l != nil && l.Failure(ip, srv.Identity()) {
+		s.srv.log.Warn("smtp auth: address locked out", "listener", s.info.Listener, "remote", ip.String(), "for", l.Config().Window)
 	}
 	var r smtp.Reply
 	switch {
@@ -155,6 +160,22 @@ func (s *session) authFailed(srv sasl.Server, err error) error {
 	default:
 		r = smtp.R(smtp.CodeTempAuthFail, smtp.EnhSecurityOther, "Temporary authentication failure")
 	}
+	if s.authFailures >= maxAuthFailures {
+		s.reply(r)
+		s.reply(smtp.R(smtp.CodeUnavailable, smtp.EnhSecurityOther, s.srv.cfg.Hostname+" Too many authentication failures, closing connection"))
+		return errCloseSession
+	}
+	return r
+}
+
+// authLocked refuses an AUTH from an address that the limiter has locked
+// out, before any credentials are read: 454 4.7.0, the temporary failure of
+// RFC 4954 6, so the client tries again later rather than asking for
+// another password. It counts as a failure of the session.
+func (s *session) authLocked(mech string) error {
+	s.authFailures++
+	s.srv.log.Info("smtp auth refused: address locked out", "listener", s.info.Listener, "remote", s.info.RemoteAddr.Addr().String(), "mechanism", mech)
+	r := smtp.R(smtp.CodeTempAuthFail, smtp.EnhSecurityOther, "Too many authentication failures from your address, try again later")
 	if s.authFailures >= maxAuthFailures {
 		s.reply(r)
 		s.reply(smtp.R(smtp.CodeUnavailable, smtp.EnhSecurityOther, s.srv.cfg.Hostname+" Too many authentication failures, closing connection"))

@@ -171,8 +171,12 @@ type Config struct {
 	Submission bool
 	// Auth enables AUTH (RFC 4954) with these credentials; nil disables it.
 	Auth sasl.Credentials
-	// Limiter slows repeated authentication failures; may be nil.
+	// Limiter slows repeated authentication failures and locks out
+	// addresses that keep failing; may be nil. Share one with every service.
 	Limiter *sasl.Limiter
+	// ConnectionRate limits how often one address may connect; may be nil.
+	// Share one with every service.
+	ConnectionRate *netserve.RateLimiter
 	// AllowPlaintextAuth permits PLAIN and LOGIN without TLS from
 	// non-loopback clients (allow_plaintext_auth).
 	AllowPlaintextAuth bool
@@ -228,10 +232,12 @@ func New(cfg Config) *Server {
 		PerIPConnections: s.limits.PerIPConnections,
 		Connections:      s.limits.Connections,
 		ShutdownGrace:    s.limits.ShutdownGrace,
+		Rate:             s.cfg.ConnectionRate,
 		// RFC 5321 3.1: a server may refuse with 421 at connection time.
 		// We answer without reading anything, then close.
-		Refusal: smtp.R(smtp.CodeUnavailable, smtp.EnhSecurityOther, s.cfg.Hostname+" Too many connections, try again later").Bytes(),
-		Logger:  s.log,
+		Refusal:     smtp.R(smtp.CodeUnavailable, smtp.EnhSecurityOther, s.cfg.Hostname+" Too many connections, try again later").Bytes(),
+		RateRefusal: smtp.R(smtp.CodeUnavailable, smtp.EnhSecurityOther, s.cfg.Hostname+" Too many connection attempts, try again later").Bytes(),
+		Logger:      s.log,
 	})
 	return s
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"posthorn/protocol/netserve"
 	"posthorn/protocol/sasl"
 	"posthorn/protocol/smtp"
 	"posthorn/protocol/transcript"
@@ -122,6 +123,8 @@ type serverOptions struct {
 	submission       bool
 	loopbackIsRemote bool
 	limiter          bool
+	authLimiter      *sasl.Limiter         // used instead of the default one
+	connRate         *netserve.RateLimiter // Config.ConnectionRate
 }
 
 func startTestServer(t testing.TB, limits Limits, tlsConfig *tls.Config) *testServer {
@@ -150,6 +153,10 @@ func startTestServerWith(t testing.TB, limits Limits, tlsConfig *tls.Config, opt
 	if opts.limiter {
 		cfg.Limiter = sasl.NewLimiter(time.Now)
 	}
+	if opts.authLimiter != nil {
+		cfg.Limiter = opts.authLimiter
+	}
+	cfg.ConnectionRate = opts.connRate
 	srv := New(cfg)
 	srv.loopbackIsRemote = opts.loopbackIsRemote
 	ctx, cancel := context.WithCancel(context.Background())
