@@ -52,6 +52,7 @@ func serve(cfg *Config, logger *slog.Logger) error {
 	limits := smtpserver.Limits{
 		MessageSize:      cfg.MessageSizeLimit,
 		Recipients:       cfg.MaxRecipients,
+		CommandTimeout:   cfg.SMTPCommandTimeout,
 		PerIPConnections: cfg.MaxConnsPerIP,
 		Connections:      cfg.MaxConns,
 	}
