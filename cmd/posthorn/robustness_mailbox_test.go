@@ -436,3 +436,31 @@ func TestRobustIdleSessions(t *testing.T) {
 		s.skipTo("i OK Completed")
 	}
 }
+
+// A 10 MB line without LF to POP3 and to IMAP (ROBUSTNESS.md: "10 MB line
+// without LF: bounded memory; close"): POP3 refuses it (RFC 2449 4: 255
+// octets) and IMAP says BYE (its 64 KiB line limit), both having read a
+// bounded part of it, and the server goes on serving.
+func TestRobustMailboxHugeLines(t *testing.T) {
+	in, pop3, imap := rbAllInstance(t)
+	rbPeakGrowth(t, in, 4<<10, "10 MB POP3 line", func() {
+		c := rbDial(t, pop3)
+		c.expect("+OK mx.example.org Posthorn POP3 server ready*")
+		done := c.rbFlood("USER ", 10<<20)
+		c.expect("-ERR Command line too long, closing connection")
+		c.expectClosed()
+		<-done
+	})
+	rbPeakGrowth(t, in, 4<<10, "10 MB IMAP line", func() {
+		c := rbDial(t, imap)
+		c.expect("* OK [CAPABILITY *] mx.example.org Posthorn IMAP ready")
+		done := c.rbFlood("a LOGIN ", 10<<20)
+		c.expect("* BYE line too long")
+		c.expectClosed()
+		<-done
+	})
+	if _, r := rbPOP3Login(t, pop3); r != "+OK Logged in, maildrop has 0 messages (0 octets)" {
+		t.Fatalf("POP3 after the long line: %q", r)
+	}
+	rbIMAP(t, imap)
+}

@@ -182,7 +182,8 @@ func (f *rbFakeMX) attemptTimes(rcpt string) []time.Time {
 // "disconnect after the final dot, before the reply: defer and retry (a
 // duplicate is acceptable)"; "failure for a MAIL FROM:<> message: no DSN
 // (RFC 5321 6.1); our DSNs are sent from <>"; "remote STARTTLS handshake
-// fails: opportunistic: retry without TLS". (Connection refused, the
+// fails: opportunistic: retry without TLS"; a DNS timeout: defer.
+// (Connection refused, the
 // delayed and failed DSNs, one of three rejected and the DNS outcomes are
 // in relay_test.go.)
 func TestRobustOutboundRemoteFailures(t *testing.T) {
@@ -193,12 +194,14 @@ func TestRobustOutboundRemoteFailures(t *testing.T) {
 	d := dnstest.New(t)
 	d.Set("remote.test", dns.TypeMX, dnstest.MX(10, "mx.remote.test"))
 	d.SetAddrs("mx.remote.test", "127.0.0.3")
+	d.Drop("dnstimeout.test") // never answered: the resolver times out
 	in := newInstance(t, "-o", "dns_resolvers="+d.Addr(), "-o", "outbound_port="+port,
 		"-o", "retry_min=500ms", "-o", "retry_max=2s")
 	in.mustCLI(rbPass+"\n", "user", "add", "sender@example.org")
 	for _, local := range []string{"tempfail", "always4xx", "hangup", "reject"} {
 		in.mustCLI("", "alias", "add", local+"@example.org", local+"@remote.test")
 	}
+	in.mustCLI("", "alias", "add", "dnstimeout@example.org", "x@dnstimeout.test")
 	in.start()
 
 	send := func(from, rcpt string) {
@@ -212,9 +215,14 @@ func TestRobustOutboundRemoteFailures(t *testing.T) {
 	send("sender@example.org", "always4xx@example.org")
 	send("", "reject@example.org")                   // a bounce would go nowhere: none
 	send("sender@example.org", "reject@example.org") // the control: a DSN from <>
+	send("sender@example.org", "dnstimeout@example.org")
 
 	rbWaitQueue(t, in, "all but always4xx to leave the queue, always4xx tried 4 times", 30*time.Second, func(out string) bool {
 		return strings.Count(out, "@remote.test  queued") == 1 && strings.Contains(out, "always4xx@remote.test  queued, 4 attempts")
+	})
+	// A DNS timeout defers (4.4.3), it does not bounce.
+	rbWaitQueue(t, in, "the DNS timeout to defer", 60*time.Second, func(out string) bool {
+		return regexp.MustCompile(`x@dnstimeout\.test  queued, [1-9]\d* attempts,.*\n +\(4\.4\.3 `).MatchString(out)
 	})
 
 	// 451 to RCPT: deferred, then delivered once.
