@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,24 +26,37 @@ import (
 // socket: bbolt locks its files for the process that opens them, so while
 // the server runs the CLI must go through it (DESIGN.md).
 
-// adminRequest is what the CLI sends over the control socket.
+// adminRequest is what the CLI sends over the control socket. Stdin is
+// bytes, which encoding/json carries as base64, so that a message given to
+// sendmail arrives as it was written: a JSON string would replace each
+// octet that is not UTF-8 (8-bit mail in Latin-1, say) with U+FFFD.
 type adminRequest struct {
 	Args  []string `json:"args"`
-	Stdin string   `json:"stdin,omitempty"`
+	Stdin []byte   `json:"stdin,omitempty"`
 }
 
-// adminResponse is the server's answer.
+// adminResponse is the server's answer; Stdout is bytes for the same
+// reason (`queue show` prints a message as it is queued).
 type adminResponse struct {
-	Stdout string `json:"stdout"`
+	Stdout []byte `json:"stdout"`
 	Stderr string `json:"stderr"`
 	Code   int    `json:"code"`
 }
 
 const (
 	controlSocketName = "control.sock"
-	maxControlMessage = 1 << 20
-	maxPasswordLength = 1024
+	// maxControlResponse bounds what the CLI reads from its own server, as
+	// a guard against a runaway rather than a policy: `queue list` grows
+	// with the queue and `queue show` prints a whole message.
+	maxControlResponse = 4 << 30
+	maxPasswordLength  = 1024
 )
+
+// maxControlRequest bounds a request the server reads: the largest is a
+// message for sendmail of up to message_size_limit octets, base64-encoded.
+func maxControlRequest(cfg *Config) int64 {
+	return (cfg.MessageSizeLimit+2)/3*4 + 1<<20
+}
 
 // errNoServer: no server answers on the control socket.
 var errNoServer = errors.New("no server running")
@@ -56,7 +70,7 @@ func adminCommand(cfg *Config, args []string, stdin io.Reader, stdout, stderr io
 			fmt.Fprintln(stderr, "posthorn sendmail:", err)
 			return 1
 		}
-		req.Stdin = msg
+		req.Stdin = []byte(msg)
 		req.Args = sendmailDefaultSender(cfg, args)
 	} else if needsPassword(args) {
 		pw, err := readPassword(stdin)
@@ -64,11 +78,11 @@ func adminCommand(cfg *Config, args []string, stdin io.Reader, stdout, stderr io
 			fmt.Fprintln(stderr, "posthorn:", err)
 			return 1
 		}
-		req.Stdin = pw
+		req.Stdin = []byte(pw)
 	}
 	resp, err := callControl(filepath.Join(cfg.DataDir, controlSocketName), req)
 	if err == nil {
-		io.WriteString(stdout, resp.Stdout)
+		stdout.Write(resp.Stdout)
 		io.WriteString(stderr, resp.Stderr)
 		return resp.Code
 	}
@@ -157,7 +171,7 @@ func adminDo(a *app, req adminRequest, stdout io.Writer) error {
 	cfg, st := a.cfg, a.store
 	args := req.Args
 	if len(args) >= 1 && args[0] == "sendmail" {
-		return sendmail(a, args[1:], req.Stdin, stdout)
+		return sendmail(a, args[1:], string(req.Stdin), stdout)
 	}
 	if len(args) >= 1 && args[0] == "check" {
 		return checkCommand(a, args[1:], stdout)
@@ -184,7 +198,7 @@ func adminDo(a *app, req adminRequest, stdout io.Writer) error {
 		if err := checkLocalDomain(cfg, args[0]); err != nil {
 			return err
 		}
-		if err := st.AddUser(args[0], req.Stdin); err != nil {
+		if err := st.AddUser(args[0], string(req.Stdin)); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "added %s\n", args[0])
@@ -192,7 +206,7 @@ func adminDo(a *app, req adminRequest, stdout io.Writer) error {
 		if err := want(1, " ADDRESS (password on stdin)"); err != nil {
 			return err
 		}
-		if err := st.SetPassword(args[0], req.Stdin); err != nil {
+		if err := st.SetPassword(args[0], string(req.Stdin)); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "password changed for %s\n", args[0])
@@ -280,7 +294,7 @@ func callControl(path string, req adminRequest) (adminResponse, error) {
 	if err := json.NewEncoder(conn).Encode(req); err != nil {
 		return resp, fmt.Errorf("control socket: %w", err)
 	}
-	if err := json.NewDecoder(io.LimitReader(conn, maxControlMessage)).Decode(&resp); err != nil {
+	if err := json.NewDecoder(io.LimitReader(conn, maxControlResponse)).Decode(&resp); err != nil {
 		return resp, fmt.Errorf("control socket: %w", err)
 	}
 	return resp, nil
@@ -316,15 +330,16 @@ func serveControl(ctx context.Context, a *app) error {
 			defer conn.Close()
 			conn.SetDeadline(time.Now().Add(5 * time.Minute))
 			var req adminRequest
-			if err := json.NewDecoder(io.LimitReader(conn, maxControlMessage)).Decode(&req); err != nil {
+			if err := json.NewDecoder(io.LimitReader(conn, maxControlRequest(a.cfg))).Decode(&req); err != nil {
 				return
 			}
-			var out, errOut strings.Builder
+			var out bytes.Buffer
+			var errOut strings.Builder
 			code := execAdmin(a, req, &out, &errOut)
 			if len(req.Args) >= 1 && !readOnlyCommand(req.Args) {
 				logger.Info("admin command", "args", req.Args, "code", code)
 			}
-			json.NewEncoder(conn).Encode(adminResponse{Stdout: out.String(), Stderr: errOut.String(), Code: code})
+			json.NewEncoder(conn).Encode(adminResponse{Stdout: out.Bytes(), Stderr: errOut.String(), Code: code})
 		}()
 	}
 }

@@ -41,6 +41,7 @@ type Config struct {
 	MaxQueueLifetime   time.Duration
 	MessageSizeLimit   int64
 	MaxRecipients      int
+	SMTPCommandTimeout time.Duration
 	MaxConnsPerIP      int
 	MaxConns           int
 	MaxConnsPerAccount int
@@ -146,6 +147,17 @@ var configKeys = map[string]configKey{
 			return errors.New("not a number between 100 (RFC 5321 4.5.3.1.8) and 100000")
 		}
 		c.MaxRecipients = n
+		return nil
+	}},
+	// RFC 5321 4.5.3.2.7: the server's wait for the next command SHOULD be
+	// at least 5 minutes; a shorter one (as Postfix's smtpd_timeout under
+	// load) frees sessions that idle or trickle sooner.
+	"smtp_command_timeout": {def: constant("5m"), apply: func(c *Config, v string) error {
+		d, err := parseDuration(v)
+		if err != nil || d < time.Second || d > time.Hour {
+			return errors.New("not a duration between 1s and 1h")
+		}
+		c.SMTPCommandTimeout = d
 		return nil
 	}},
 	"max_connections_per_ip": {def: constant("50"), apply: func(c *Config, v string) error {

@@ -63,6 +63,7 @@ func serve(cfg *Config, logger *slog.Logger) error {
 		SoftErrors:       cfg.SoftErrorLimit,
 		HardErrors:       cfg.HardErrorLimit,
 		ErrorDelay:       cfg.ErrorDelay,
+		CommandTimeout:   cfg.SMTPCommandTimeout,
 		PerIPConnections: cfg.MaxConnsPerIP,
 		Connections:      cfg.MaxConns,
 	}
