@@ -18,7 +18,7 @@ func TestCheckClean(t *testing.T) {
 	if err := a.RenameFolder("Archive", "Old/Archive"); err != nil {
 		t.Fatal(err)
 	}
-	checks, err := st.Check()
+	checks, err := st.Check(true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestCheckFindsCorruption(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c, err := a.Check()
+			c, err := a.Check(true)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -14,14 +14,15 @@ type CheckResult struct {
 }
 
 // Check verifies the spool file in one read transaction: bbolt's own page
-// check, and that records, bodies and the schedule agree: every message has
+// check if pages is set (only while nothing writes; see
+// mailbox.Account.Check), and that records, bodies and the schedule agree: every message has
 // its body and recipients, every queued recipient has exactly the schedule
 // entry its record names, and no schedule entry, body, recipient or notice
 // is left without its record. A nil error with Problems empty means the
 // spool is consistent, so nothing accepted is stranded: a queued recipient
 // without a schedule entry would never be tried again. Safe while the
 // spool runs.
-func (s *Spool) Check() (CheckResult, error) {
+func (s *Spool) Check(pages bool) (CheckResult, error) {
 	var out CheckResult
 	err := s.db.View(func(tx *bolt.Tx) error {
 		problem := func(format string, args ...any) {
@@ -29,8 +30,10 @@ func (s *Spool) Check() (CheckResult, error) {
 				out.Problems = append(out.Problems, fmt.Sprintf(format, args...))
 			}
 		}
-		for err := range tx.Check() {
-			problem("bbolt: %v", err)
+		if pages {
+			for err := range tx.Check() {
+				problem("bbolt: %v", err)
+			}
 		}
 		b := buckets(tx)
 		if b.messages == nil || b.bodies == nil || b.rcpts == nil || b.schedule == nil || b.notices == nil {

@@ -14,7 +14,7 @@ func newCheckHarness(t *testing.T) *harness {
 }
 
 func TestCheck(t *testing.T) {
-	c, err := newCheckHarness(t).spool.Check()
+	c, err := newCheckHarness(t).spool.Check(true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestCheck(t *testing.T) {
 			if err := tx.Commit(); err != nil {
 				t.Fatal(err)
 			}
-			c, err := h.spool.Check()
+			c, err := h.spool.Check(true)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -30,6 +30,9 @@ type app struct {
 	spool *spool.Spool
 	log   *slog.Logger
 	newID func() string
+	// serving: this is the server's app (admin commands come over the
+	// control socket), not one a CLI command opened for itself.
+	serving bool
 }
 
 // openApp opens the store and the spool in cfg.DataDir.

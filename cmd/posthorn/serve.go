@@ -32,6 +32,7 @@ func serve(cfg *Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	a.serving = true
 	defer func() {
 		if err := a.Close(); err != nil {
 			logger.Error("closing the store", "err", err)
