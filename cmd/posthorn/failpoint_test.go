@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"crypto/tls"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"os"
@@ -744,5 +746,115 @@ func TestFailpointSMTPDurableMixed(t *testing.T) {
 	}
 	if n := sink.count("fp-1"); n < 1 {
 		t.Fatal("the remote copy never arrived")
+	}
+}
+
+// fpLines is a line-at-a-time client that can switch to TLS.
+type fpLines struct {
+	t *testing.T
+	c net.Conn
+	r *bufio.Reader
+}
+
+func dialFpLines(t *testing.T, addr string) *fpLines {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	return &fpLines{t: t, c: c, r: bufio.NewReader(c)}
+}
+
+// send writes a line (unless empty) and reads lines until one for which
+// last holds; it returns them joined with "\n".
+func (l *fpLines) send(line string, last func(string) bool) string {
+	l.t.Helper()
+	if line != "" {
+		if _, err := l.c.Write([]byte(line + "\r\n")); err != nil {
+			l.t.Fatal(err)
+		}
+	}
+	var out []string
+	for {
+		s, err := l.r.ReadString('\n')
+		if err != nil {
+			l.t.Fatalf("after %q: %v (read %q)", line, err, out)
+		}
+		s = strings.TrimRight(s, "\r\n")
+		out = append(out, s)
+		if last(s) {
+			return strings.Join(out, "\n")
+		}
+	}
+}
+
+func (l *fpLines) startTLS() {
+	l.t.Helper()
+	tc := tls.Client(l.c, &tls.Config{InsecureSkipVerify: true})
+	if err := tc.Handshake(); err != nil {
+		l.t.Fatal(err)
+	}
+	l.c, l.r = tc, bufio.NewReader(tc)
+}
+
+func smtpLast(s string) bool { return len(s) >= 4 && s[3] == ' ' }
+func pop3Last(s string) bool { return strings.HasPrefix(s, "+OK") || strings.HasPrefix(s, "-ERR") }
+func taggedLast(tag string) func(string) bool {
+	return func(s string) bool { return strings.HasPrefix(s, tag+" ") }
+}
+
+// ROBUSTNESS.md "AUTH/LOGIN/USER before TLS from a non-loopback address":
+// the failpoint build reports loopback clients as 192.0.2.10, so the real
+// binary shows what a remote client gets: 530 5.7.0, LOGINDISABLED and NO
+// [PRIVACYREQUIRED], -ERR; and after STARTTLS/STLS the same login works.
+func TestFailpointRemotePlaintext(t *testing.T) {
+	sub, imapAddr, pop3Addr := freePort(t), freePort(t), freePort(t)
+	in := newFailpointInstance(t, "-o", "submission_listen="+sub, "-o", "imap_listen="+imapAddr, "-o", "pop3_listen="+pop3Addr)
+	in.extraPorts = []string{sub, imapAddr, pop3Addr}
+	in.mustCLI(fpPass+"\n", "user", "add", fpUser)
+	in.env = []string{"POSTHORN_LOOPBACK_AS=192.0.2.10"}
+	in.start()
+	plain := "AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00"+fpUser+"\x00"+fpPass))
+
+	s := dialFpLines(t, sub)
+	s.send("", smtpLast)
+	if ehlo := s.send("EHLO client.example", smtpLast); !strings.Contains(ehlo, "250-AUTH SCRAM-SHA-256\n") {
+		t.Errorf("EHLO before TLS offers more than SCRAM:\n%s", ehlo)
+	}
+	if got := s.send(plain, smtpLast); got != "530 5.7.0 Must issue a STARTTLS command first" {
+		t.Errorf("AUTH PLAIN before TLS: %q", got)
+	}
+	s.send("STARTTLS", smtpLast)
+	s.startTLS()
+	s.send("EHLO client.example", smtpLast)
+	if got := s.send(plain, smtpLast); !strings.HasPrefix(got, "235 2.7.0") {
+		t.Errorf("AUTH PLAIN after STARTTLS: %q", got)
+	}
+
+	m := dialFpLines(t, imapAddr)
+	if greet := m.send("", func(string) bool { return true }); !strings.Contains(greet, "LOGINDISABLED") {
+		t.Errorf("IMAP greeting before TLS: %q", greet)
+	}
+	if got := m.send("a1 LOGIN "+fpUser+" "+fpPass, taggedLast("a1")); !strings.HasPrefix(got, "a1 NO [PRIVACYREQUIRED]") {
+		t.Errorf("IMAP LOGIN before TLS: %q", got)
+	}
+	m.send("a2 STARTTLS", taggedLast("a2"))
+	m.startTLS()
+	if got := m.send("a3 LOGIN "+fpUser+" "+fpPass, taggedLast("a3")); !strings.HasPrefix(got, "a3 OK") {
+		t.Errorf("IMAP LOGIN after STARTTLS: %q", got)
+	}
+
+	p := dialFpLines(t, pop3Addr)
+	p.send("", pop3Last)
+	if got := p.send("USER "+fpUser, pop3Last); got != "-ERR Plaintext authentication requires TLS, use STLS first" {
+		t.Errorf("POP3 USER before TLS: %q", got)
+	}
+	p.send("STLS", pop3Last)
+	p.startTLS()
+	p.send("USER "+fpUser, pop3Last)
+	if got := p.send("PASS "+fpPass, pop3Last); !strings.HasPrefix(got, "+OK") {
+		t.Errorf("POP3 PASS after STLS: %q", got)
 	}
 }

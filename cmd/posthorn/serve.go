@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"posthorn/mailbox/failpoint"
 	imapserver "posthorn/protocol/imap/server"
 	"posthorn/protocol/netserve"
 	pop3server "posthorn/protocol/pop3/server"
@@ -207,6 +208,7 @@ func listen(name, addr string, implicitTLS bool, tlsConfig *tls.Config) (net.Lis
 	if err != nil {
 		return nil, fmt.Errorf("%s_listen: %w", name, err)
 	}
+	ln = failpoint.Listener(ln) // the listener itself, except in test builds
 	if implicitTLS {
 		ln = tls.NewListener(ln, tlsConfig)
 	}

@@ -4,6 +4,7 @@ package failpoint
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -133,3 +134,39 @@ func Now() time.Time {
 	}
 	return now.Add(d)
 }
+
+// Listener wraps ln so that, when POSTHORN_LOOPBACK_AS names an address
+// (say 192.0.2.10, from TEST-NET-1), connections from 127.0.0.0/8 report
+// that address as their remote end. Tests, which must stay on loopback,
+// then see what a remote client sees: plaintext logins refused before TLS
+// (loopback is always trusted with them). The packets stay on loopback.
+func Listener(ln net.Listener) net.Listener {
+	as := net.ParseIP(os.Getenv("POSTHORN_LOOPBACK_AS"))
+	if as == nil {
+		return ln
+	}
+	return remoteListener{ln, as}
+}
+
+type remoteListener struct {
+	net.Listener
+	as net.IP
+}
+
+func (l remoteListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok && a.IP.IsLoopback() {
+		return remoteConn{c, &net.TCPAddr{IP: l.as, Port: a.Port}}, nil
+	}
+	return c, nil
+}
+
+type remoteConn struct {
+	net.Conn
+	remote net.Addr
+}
+
+func (c remoteConn) RemoteAddr() net.Addr { return c.remote }
