@@ -107,15 +107,16 @@ func TestTorture(t *testing.T) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	t.Logf("torture: %v (seed %d), %d rounds, %d kills; acknowledged: smtp %d, submission %d, append %d "+
-		"(copies: %d local, %d remote); deletions acknowledged: pop3 %d, expunge %d, move %d; flag stores %d; "+
+		"(copies: %d local, %d remote); deletions acknowledged: pop3 %d, expunge %d, move %d; flag stores %d; STATUS rounds %d; "+
 		"missing %d, duplicates %d (local %d, at the sink %d), resurrected deletions %d",
 		time.Since(start).Round(time.Second), seed, rounds, kills,
 		m.ackedBy[tortureSMTP], m.ackedBy[tortureSubmission], m.ackedBy[tortureAppend],
 		m.ackedCopies(false), m.ackedCopies(true),
-		r.counts.popDeleted.Load(), r.counts.expunged.Load(), r.counts.moved.Load(), r.counts.stored.Load(),
+		r.counts.popDeleted.Load(), r.counts.expunged.Load(), r.counts.moved.Load(), r.counts.stored.Load(), r.counts.statusChecks.Load(),
 		len(f.lost), localDups+sinkDups, localDups, sinkDups, len(f.resurrected))
 	if kills < 3 || m.ackedBy[tortureSMTP] == 0 || m.ackedBy[tortureSubmission] == 0 || m.ackedBy[tortureAppend] == 0 ||
-		r.counts.popDeleted.Load() == 0 || r.counts.expunged.Load() == 0 || r.counts.moved.Load() == 0 {
+		r.counts.popDeleted.Load() == 0 || r.counts.expunged.Load() == 0 || r.counts.moved.Load() == 0 ||
+		r.counts.statusChecks.Load() == 0 {
 		t.Errorf("the load did not run on every path (%d kills)", kills)
 	}
 }
@@ -180,7 +181,7 @@ type tortureRun struct {
 	sink            *tortureSink
 	boxes           []*tortureMailbox  // the IMAP workers' pictures
 	drops           []*tortureMaildrop // the POP3 workers' pictures
-	counts          struct{ popDeleted, expunged, moved, stored atomic.Int64 }
+	counts          struct{ popDeleted, expunged, moved, stored, statusChecks atomic.Int64 }
 	errs            atomic.Int64
 	findings        tortureFindings
 }
@@ -284,14 +285,15 @@ func (s *tortureServer) set(up bool) {
 	s.changed = make(chan struct{})
 }
 
-// next waits until a generation other than failed is up and returns it;
-// false once ctx is done.
-func (s *tortureServer) next(ctx context.Context, failed int) (int, bool) {
+// next waits until a generation other than skip (the one a client failed
+// in, or has done its work in) is up and returns it; false once ctx is
+// done.
+func (s *tortureServer) next(ctx context.Context, skip int) (int, bool) {
 	for ctx.Err() == nil {
 		s.mu.Lock()
 		gen, up, changed := s.gen, s.up, s.changed
 		s.mu.Unlock()
-		if up && gen != failed {
+		if up && gen != skip {
 			return gen, true
 		}
 		select {
