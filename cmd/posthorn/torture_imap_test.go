@@ -260,14 +260,14 @@ func (r *tortureRun) imapAppend(c *tortureIMAP, rng *rand.Rand, mb *tortureMailb
 	if err != nil {
 		return err
 	}
-	delete(mb.appending, tok)
 	r.model.ack(tortureAppend, tok)
 	args, _ := res.code("APPENDUID")
 	var validity, uid uint32
 	if _, err := fmt.Sscanf(args, "%d %d", &validity, &uid); err != nil || validity != f.validity {
 		r.errorf("%s: APPEND to %s: %q, want APPENDUID %d <uid>", mb.account, name, res.ok, f.validity)
-		return nil
+		return nil // still in mb.appending: the next read may find it
 	}
+	delete(mb.appending, tok)
 	if uid <= f.maxUID {
 		r.errorf("%s %s: APPENDUID %d is not above UID %d seen before: UID reused", mb.account, name, uid, f.maxUID)
 	}
