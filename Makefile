@@ -3,6 +3,7 @@ GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BIN      := bin/posthorn
 FUZZTIME ?= 5m
+TORTURE_TIME ?= 30m
 
 # The embedded default for `make run`: loopback, unprivileged ports, data in ./var.
 DEV := -o hostname=localhost -o domains=localhost,example.test -o data_dir=./var \
@@ -13,7 +14,7 @@ DEV := -o hostname=localhost -o domains=localhost,example.test -o data_dir=./var
 DEMO_USER := demo@localhost
 DEMO_PASS := demo-password
 
-.PHONY: build run test fuzz bench vet clean
+.PHONY: build run test fuzz torture bench vet clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/posthorn
@@ -44,6 +45,11 @@ fuzz:
 			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 		done; \
 	done
+
+# The random-kill torture test for TORTURE_TIME (default 30m): make torture TORTURE_TIME=2h
+# (docs/reliability.md). `make test` runs it for 20 s.
+torture:
+	POSTHORN_TORTURE_TIME=$(TORTURE_TIME) $(GO) test -run '^TestTorture$$' -count=1 -timeout 0 -v ./cmd/posthorn/
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...

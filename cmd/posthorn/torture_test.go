@@ -56,7 +56,10 @@ func TestTorture(t *testing.T) {
 	r.in = newInstance(t,
 		"-o", "submission_listen="+r.sub, "-o", "pop3_listen="+r.pop3, "-o", "imap_listen="+r.imap,
 		"-o", "dns_resolvers="+zone.Addr(), "-o", "outbound_port="+sink.port,
-		"-o", "retry_min=1s", "-o", "retry_max=5s", "-o", "log_level=info")
+		"-o", "retry_min=1s", "-o", "retry_max=5s", "-o", "log_level=info",
+		// The load is one address opening hundreds of connections a
+		// second: the connection rate limit would rightly refuse it.
+		"-o", "max_connection_rate_per_ip=0")
 	r.in.extraPorts = []string{r.sub, r.pop3, r.imap}
 	local := append(append([]string{tortureSubmitter}, tortureIMAPAccounts...), torturePOPAccounts...)
 	for _, a := range local {
@@ -237,6 +240,7 @@ func (r *tortureRun) clientError(gen int, what string, err error) {
 // killLoop starts the server, lets the load run for 0.2 to 2 s, kills it
 // with SIGKILL, and again, for d.
 func (r *tortureRun) killLoop(d time.Duration, rng *rand.Rand) (rounds, kills int) {
+	var state map[string]folderState
 	for end := time.Now().Add(d); time.Now().Before(end); {
 		tortureTrimLog(r.in, 4<<20)
 		r.in.start() // fails the test if the store does not open
@@ -246,6 +250,13 @@ func (r *tortureRun) killLoop(d time.Duration, rng *rand.Rand) (rounds, kills in
 		r.srv.set(false)
 		r.in.kill()
 		kills++
+		// fsck after every crash, bbolt's page check included; UIDNEXT
+		// and HIGHESTMODSEQ never go back, UIDVALIDITY never changes.
+		next := r.in.checkStore()
+		if state != nil {
+			checkMonotonic(r.t, state, next)
+		}
+		state = next
 	}
 	return rounds, kills
 }
