@@ -261,15 +261,26 @@ func (a *Account) Messages(folder string) ([]MessageInfo, error) {
 // 1:* FLAGS" on a large folder). It runs in one read transaction: fn must
 // not block on the network or call the Account's write methods.
 func (a *Account) ForEachMessage(folder string, fromUID uint32, fn func(MessageInfo) error) error {
+	_, err := a.Scan(folder, fromUID, fn)
+	return err
+}
+
+// Scan is ForEachMessage that also returns the folder's record as of the
+// same transaction: SELECT's UIDVALIDITY and UIDNEXT then agree with the
+// messages listed (every UID below UIDNEXT), which two reads cannot
+// promise while mail arrives between them.
+func (a *Account) Scan(folder string, fromUID uint32, fn func(MessageInfo) error) (FolderInfo, error) {
 	name, err := CanonicalFolderName(folder)
 	if err != nil {
-		return err
+		return FolderInfo{}, err
 	}
-	return a.view(func(tx *bolt.Tx) error {
+	var info FolderInfo
+	err = a.view(func(tx *bolt.Tx) error {
 		f, err := loadFolder(tx, name)
 		if err != nil {
 			return err
 		}
+		info = f.rec.info(name)
 		c := f.msgs.Cursor()
 		for k, v := c.Seek(uidKey(fromUID)); k != nil; k, v = c.Next() {
 			m, err := decodeMsgMeta(v)
@@ -282,6 +293,7 @@ func (a *Account) ForEachMessage(folder string, fromUID uint32, fn func(MessageI
 		}
 		return nil
 	})
+	return info, err
 }
 
 // Message returns one message's metadata. Errors: ErrNoFolder, ErrNotFound.

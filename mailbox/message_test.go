@@ -500,3 +500,38 @@ func TestSecondProcessGetsLocked(t *testing.T) {
 		t.Fatalf("took %v to give up", d)
 	}
 }
+
+// Scan's folder record is the one of the messages it lists: with mail
+// arriving meanwhile, UIDNEXT is still above every UID listed.
+func TestScanConsistentWithAppends(t *testing.T) {
+	_, a := newTestAccount(t)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 200 {
+			if _, err := a.Append(context.Background(), InboxName, []byte(fmt.Sprintf("Subject: %d\r\n\r\nx\r\n", i)), nil, time.Time{}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	scans := 0
+	for running := true; running; scans++ {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		var last uint32
+		info, err := a.Scan(InboxName, 1, func(m MessageInfo) error {
+			last = m.UID
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last >= info.UIDNext {
+			t.Fatalf("scan %d listed UID %d with UIDNEXT %d", scans, last, info.UIDNext)
+		}
+	}
+}

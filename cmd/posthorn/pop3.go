@@ -17,15 +17,10 @@ func (b pop3Backend) Open(ctx context.Context, account string) (pop3server.Maild
 	if err != nil {
 		return nil, err
 	}
-	// INBOX keeps its UIDVALIDITY for life (mailbox/doc.go: renaming INBOX
-	// leaves it its UIDVALIDITY and UIDNEXT), so the two reads need not
-	// share a transaction for the unique-ids to stay right.
-	inbox, err := acct.Folder(mailbox.InboxName)
-	if err != nil {
-		return nil, err
-	}
-	msgs := make([]pop3server.Message, 0, inbox.Messages)
-	err = acct.ForEachMessage(mailbox.InboxName, 1, func(m mailbox.MessageInfo) error {
+	// The messages and the UIDVALIDITY of one transaction: unique-ids
+	// are both (RFC 1939 7).
+	var msgs []pop3server.Message
+	inbox, err := acct.Scan(mailbox.InboxName, 1, func(m mailbox.MessageInfo) error {
 		// Stored messages have CRLF line ends (the strict DATA reader,
 		// sendmail's canonicalMessage), so the stored size is the size as
 		// sent (RFC 1939 11).

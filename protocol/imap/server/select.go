@@ -31,18 +31,15 @@ func (s *session) open(c *imap.Command, readOnly bool) error {
 	// Stale changes are dropped first: the store read below is newer, and
 	// changes published after it are applied by UID and MODSEQ.
 	s.drainChanges()
-	info, err := s.acct.Folder(name)
-	if err != nil {
-		return storeError(err)
-	}
 	v := &view{
-		name: info.Name, readOnly: readOnly, uidValidity: info.UIDValidity,
-		gone: map[uint32]bool{}, changed: map[uint32][]string{},
+		readOnly: readOnly,
+		gone:     map[uint32]bool{}, changed: map[uint32][]string{},
 		keywords: map[string]bool{}, recent: map[uint32]bool{},
-		recentAt: recentKey{s.user, info.Name, info.UIDValidity},
 	}
 	var firstUnseen uint32
-	err = s.acct.ForEachMessage(info.Name, 1, func(m mailbox.MessageInfo) error {
+	// One read transaction for the folder's record and its messages, so
+	// that UIDNEXT is above every UID listed (RFC 9051 2.3.1.1).
+	info, err := s.acct.Scan(name, 1, func(m mailbox.MessageInfo) error {
 		v.uids = append(v.uids, m.UID)
 		v.modSeqs = append(v.modSeqs, m.ModSeq)
 		v.noteKeywords(m.Flags)
@@ -54,6 +51,8 @@ func (s *session) open(c *imap.Command, readOnly bool) error {
 	if err != nil {
 		return storeError(err)
 	}
+	v.name, v.uidValidity = info.Name, info.UIDValidity
+	v.recentAt = recentKey{s.user, info.Name, info.UIDValidity}
 	v.reported = len(v.uids)
 	if !s.rev2 {
 		// RFC 3501 2.3.2: messages that arrived since a session last

@@ -28,6 +28,7 @@ type Account interface {
 	SetSubscribed(name string, on bool) error
 	Append(ctx context.Context, folder string, raw []byte, flags []string, internalDate time.Time) (mailbox.MessageInfo, error)
 	ForEachMessage(folder string, fromUID uint32, fn func(mailbox.MessageInfo) error) error
+	Scan(folder string, fromUID uint32, fn func(mailbox.MessageInfo) error) (mailbox.FolderInfo, error)
 	Message(folder string, uid uint32) (mailbox.MessageInfo, error)
 	Raw(folder string, uid uint32) ([]byte, error)
 	Meta(folder string, uid uint32) ([]byte, error)
