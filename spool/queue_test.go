@@ -12,12 +12,13 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"posthorn/protocol/fakeclock"
 	"posthorn/protocol/smtp"
 )
 
 var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
-func openAt(t *testing.T, path string, clock *fakeClock) *Spool {
+func openAt(t *testing.T, path string, clock *fakeclock.Clock) *Spool {
 	t.Helper()
 	s, err := Open(path, Options{Hostname: "mx.posthorn.test", Now: clock.Now, NoSync: true, RetryMin: 5 * time.Minute})
 	if err != nil {
@@ -28,7 +29,7 @@ func openAt(t *testing.T, path string, clock *fakeClock) *Spool {
 
 func TestEnqueueDurableAcrossReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "spool.db")
-	clock := &fakeClock{t: t0}
+	clock := fakeclock.New(t0)
 	s := openAt(t, path, clock)
 	m := Message{
 		ID:   "0ABC",
@@ -100,7 +101,7 @@ func scheduled(t *testing.T, s *Spool) map[rcptKey]time.Time {
 }
 
 func TestEnqueueRejects(t *testing.T) {
-	s := openAt(t, filepath.Join(t.TempDir(), "spool.db"), &fakeClock{t: t0})
+	s := openAt(t, filepath.Join(t.TempDir(), "spool.db"), fakeclock.New(t0))
 	defer s.Close()
 	ok := Rcpt{Path: smtp.Path{Local: "b", Domain: "remote.test"}}
 	for name, m := range map[string]Message{
@@ -118,7 +119,7 @@ func TestEnqueueRejects(t *testing.T) {
 }
 
 func TestListShowDelete(t *testing.T) {
-	clock := &fakeClock{t: t0}
+	clock := fakeclock.New(t0)
 	s := openAt(t, filepath.Join(t.TempDir(), "spool.db"), clock)
 	defer s.Close()
 	rc := []Rcpt{{Path: smtp.Path{Local: "b", Domain: "remote.test"}}}
@@ -168,7 +169,7 @@ func TestListShowDelete(t *testing.T) {
 // messages: all kept with their retry times; retries spread out".
 func TestRestartSpreadsOverdue(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "spool.db")
-	clock := &fakeClock{t: t0}
+	clock := fakeclock.New(t0)
 	s := openAt(t, path, clock)
 	const n = 10000
 	var wg sync.WaitGroup
@@ -245,7 +246,7 @@ func TestRestartSpreadsOverdue(t *testing.T) {
 }
 
 func TestFlush(t *testing.T) {
-	clock := &fakeClock{t: t0}
+	clock := fakeclock.New(t0)
 	s := openAt(t, filepath.Join(t.TempDir(), "spool.db"), clock)
 	defer s.Close()
 	if err := s.Enqueue(context.Background(), Message{ID: "A", Rcpts: []Rcpt{{Path: smtp.Path{Local: "b", Domain: "remote.test"}}}}, []byte("x\r\n")); err != nil {

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"posthorn/protocol/fakeclock"
 )
 
 // lineSession is a toy protocol on the Guard: it answers each line with
@@ -439,27 +441,9 @@ func TestTrace(t *testing.T) {
 	}
 }
 
-// fakeClock is a settable clock for RateLimiter tests.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 func TestRateLimiter(t *testing.T) {
-	clock := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-	r := NewRateLimiter(6, clock.now)
+	clock := fakeclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	r := NewRateLimiter(6, clock.Now)
 	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
 	// A burst of the whole minute's allowance, then nothing.
 	for i := range 6 {
@@ -475,16 +459,16 @@ func TestRateLimiter(t *testing.T) {
 		t.Fatal("another address refused")
 	}
 	// One token every 10 s.
-	clock.advance(9 * time.Second)
+	clock.Advance(9 * time.Second)
 	if r.Allow(a) {
 		t.Fatal("allowed before a token refilled")
 	}
-	clock.advance(time.Second)
+	clock.Advance(time.Second)
 	if !r.Allow(a) || r.Allow(a) {
 		t.Fatal("want exactly one token after 10 s")
 	}
 	// A quiet hour refills the bucket to its size, no more.
-	clock.advance(time.Hour)
+	clock.Advance(time.Hour)
 	for i := range 6 {
 		if !r.Allow(a) {
 			t.Fatalf("after an hour: connection %d refused", i+1)

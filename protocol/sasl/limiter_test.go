@@ -6,29 +6,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"posthorn/protocol/fakeclock"
 )
 
-// fakeClock is a settable clock for Limiter tests.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func newTestLimiter() (*Limiter, *fakeClock) {
-	c := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-	return NewLimiter(c.now), c
+func newTestLimiter() (*Limiter, *fakeclock.Clock) {
+	c := fakeclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	return NewLimiter(c.Now), c
 }
 
 var (
@@ -40,8 +24,8 @@ var (
 func TestLimiterBackoff(t *testing.T) {
 	cfg := DefaultLimiterConfig()
 	cfg.Lockout = 0
-	clock := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-	l := NewLimiterWith(cfg, clock.now)
+	clock := fakeclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	l := NewLimiterWith(cfg, clock.Now)
 	ms := time.Millisecond
 	want := []time.Duration{0, 200 * ms, 400 * ms, 800 * ms, 1600 * ms, 3200 * ms, 6400 * ms, 12800 * ms, 15 * time.Second, 15 * time.Second}
 	for i, w := range want {
@@ -49,7 +33,7 @@ func TestLimiterBackoff(t *testing.T) {
 			t.Fatalf("after %d failures: Delay = %v, want %v", i, got, w)
 		}
 		l.Failure(lo, "user")
-		clock.advance(time.Second)
+		clock.Advance(time.Second)
 	}
 	// Many more failures stay at the cap.
 	for range 200 {
@@ -122,7 +106,7 @@ func TestLimiterWindow(t *testing.T) {
 	l, clock := newTestLimiter()
 	l.Failure(ip1, "user")
 	l.Failure(ip1, "user")
-	clock.advance(LimiterWindow - time.Second)
+	clock.Advance(LimiterWindow - time.Second)
 	if got := l.Delay(ip1, "user"); got != 400*time.Millisecond {
 		t.Fatalf("within the window: %v", got)
 	}
@@ -131,11 +115,11 @@ func TestLimiterWindow(t *testing.T) {
 		t.Fatalf("three within the window: %v", got)
 	}
 	// Failures age out one by one: the first two go, the third stays.
-	clock.advance(time.Second)
+	clock.Advance(time.Second)
 	if got := l.Delay(ip1, "user"); got != 200*time.Millisecond {
 		t.Fatalf("after the first two aged out: %v", got)
 	}
-	clock.advance(LimiterWindow - time.Second)
+	clock.Advance(LimiterWindow - time.Second)
 	if got := l.Delay(ip1, "user"); got != 0 {
 		t.Fatalf("after all aged out: %v", got)
 	}
@@ -158,13 +142,13 @@ func TestLimiterStaleClient(t *testing.T) {
 			t.Fatalf("after %d failures five minutes apart: Delay = %v", i, got)
 		}
 		l.Failure(ip1, "phone")
-		clock.advance(5 * time.Minute)
+		clock.Advance(5 * time.Minute)
 	}
 }
 
 func TestLimiterLockout(t *testing.T) {
 	l, clock := newTestLimiter()
-	start := clock.now()
+	start := clock.Now()
 	for i := range LimiterLockout {
 		if _, locked := l.Locked(ip1); locked {
 			t.Fatalf("locked after %d failures", i)
@@ -173,7 +157,7 @@ func TestLimiterLockout(t *testing.T) {
 		if got := l.Failure(ip1, fmt.Sprintf("user%d", i)); got != (i == LimiterLockout-1) {
 			t.Fatalf("failure %d: Failure = %v", i+1, got)
 		}
-		clock.advance(time.Second)
+		clock.Advance(time.Second)
 	}
 	until, locked := l.Locked(ip1)
 	if want := start.Add(time.Duration(LimiterLockout-1) * time.Second).Add(LimiterWindow); !locked || !until.Equal(want) {
@@ -188,11 +172,11 @@ func TestLimiterLockout(t *testing.T) {
 		t.Fatalf("identity tried once from the locked address: %v", got)
 	}
 	// Failures that were in flight at the lockout do not extend it.
-	clock.advance(LimiterWindow / 2)
+	clock.Advance(LimiterWindow / 2)
 	if l.Failure(ip1, "late") {
 		t.Fatal("a failure during the lockout locked again")
 	}
-	clock.advance(LimiterWindow / 2)
+	clock.Advance(LimiterWindow / 2)
 	if _, locked := l.Locked(ip1); locked {
 		t.Fatal("still locked after the window")
 	}
@@ -294,16 +278,16 @@ func TestLimiterKnownAddress(t *testing.T) {
 		t.Errorf("from an unknown address: %v", got)
 	}
 	// Known for LimiterRemember after the last login.
-	clock.advance(LimiterWindow - time.Minute)
+	clock.Advance(LimiterWindow - time.Minute)
 	l.Success(home, "victim")
-	clock.advance(LimiterRemember - time.Minute)
+	clock.Advance(LimiterRemember - time.Minute)
 	for range 5 {
 		l.Failure(attacker, "victim")
 	}
 	if got := l.Delay(home, "victim"); got != 0 {
 		t.Errorf("known address, within LimiterRemember: %v", got)
 	}
-	clock.advance(time.Minute)
+	clock.Advance(time.Minute)
 	if got := l.Delay(home, "victim"); got != 3200*time.Millisecond {
 		t.Errorf("known address, after LimiterRemember: %v", got)
 	}
@@ -316,7 +300,7 @@ func TestLimiterBounded(t *testing.T) {
 	for i := range LimiterMaxEntries + 100 {
 		l.Failure(addr, fmt.Sprintf("user%d", i))
 		addr = addr.Next()
-		clock.advance(time.Millisecond)
+		clock.Advance(time.Millisecond)
 	}
 	if l.addrs.len() != LimiterMaxEntries || len(l.addrs.entries) != LimiterMaxEntries ||
 		l.ids.len() != LimiterMaxEntries || len(l.ids.entries) != LimiterMaxEntries {

@@ -7,31 +7,13 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"posthorn/protocol/fakeclock"
 	"posthorn/protocol/netserve"
 	"posthorn/protocol/sasl"
 )
-
-// testClock is a settable clock for the limiters.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // connectFrom connects from a chosen loopback source address (Linux routes
 // all of 127/8 to lo) without reading the greeting.
@@ -69,8 +51,8 @@ func (cl *client) expectEOF() {
 // wrong password get the same reply. Another address logs in to the same
 // account; after the window the address is served again.
 func TestAuthLockout(t *testing.T) {
-	clock := &testClock{t: time.Now()}
-	lim := sasl.NewLimiterWith(sasl.LimiterConfig{Delay: time.Millisecond, MaxDelay: time.Millisecond, Window: time.Minute, Lockout: 2}, clock.now)
+	clock := fakeclock.New(time.Now())
+	lim := sasl.NewLimiterWith(sasl.LimiterConfig{Delay: time.Millisecond, MaxDelay: time.Millisecond, Window: time.Minute, Lockout: 2}, clock.Now)
 	ts := startTestServer(t, testOptions{authLimiter: lim})
 
 	cl := dialFrom(t, ts.addr, "127.0.0.2")
@@ -106,7 +88,7 @@ func TestAuthLockout(t *testing.T) {
 	other.login()
 	other.selectInbox()
 
-	clock.advance(time.Minute)
+	clock.Advance(time.Minute)
 	dialFrom(t, ts.addr, "127.0.0.2").login()
 }
 

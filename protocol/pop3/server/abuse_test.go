@@ -6,31 +6,13 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
 
+	"posthorn/protocol/fakeclock"
 	"posthorn/protocol/netserve"
 	"posthorn/protocol/sasl"
 )
-
-// testClock is a settable clock for the limiters.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // dialFrom connects from a chosen loopback source address (Linux routes
 // all of 127/8 to lo) and returns the client without reading the greeting.
@@ -58,8 +40,8 @@ func (cl *client) expectEOF() {
 // without the credentials being checked; another address logs in to the
 // same account; after the window the address is served again.
 func TestLockout(t *testing.T) {
-	clock := &testClock{t: time.Now()}
-	lim := sasl.NewLimiterWith(sasl.LimiterConfig{Delay: time.Millisecond, MaxDelay: time.Millisecond, Window: time.Minute, Lockout: 3}, clock.now)
+	clock := fakeclock.New(time.Now())
+	lim := sasl.NewLimiterWith(sasl.LimiterConfig{Delay: time.Millisecond, MaxDelay: time.Millisecond, Window: time.Minute, Lockout: 3}, clock.Now)
 	ts := startTestServer(t, Limits{}, serverOptions{authLimiter: lim})
 
 	cl := dialFrom(t, ts.addr, "127.0.0.2")
@@ -106,7 +88,7 @@ func TestLockout(t *testing.T) {
 	other.expect("+OK *")
 
 	// After the window the address starts afresh.
-	clock.advance(time.Minute)
+	clock.Advance(time.Minute)
 	cl = dialFrom(t, ts.addr, "127.0.0.2")
 	cl.expect("+OK *")
 	cl.login("alice@example.org")

@@ -6,31 +6,13 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
 
+	"posthorn/protocol/fakeclock"
 	"posthorn/protocol/netserve"
 	"posthorn/protocol/sasl"
 )
-
-// testClock is a settable clock for the limiters.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // dialFrom connects from a chosen loopback source address (Linux routes
 // all of 127/8 to lo).
@@ -79,8 +61,8 @@ var alicePlain = base64.StdEncoding.EncodeToString([]byte("\x00alice@example.org
 // too; the third refusal of a session ends it with 421. Another address
 // authenticates as the same user; after the window the address is served.
 func TestAuthLockout(t *testing.T) {
-	clock := &testClock{t: time.Now()}
-	lim := sasl.NewLimiterWith(sasl.LimiterConfig{Delay: time.Millisecond, MaxDelay: time.Millisecond, Window: time.Minute, Lockout: 2}, clock.now)
+	clock := fakeclock.New(time.Now())
+	lim := sasl.NewLimiterWith(sasl.LimiterConfig{Delay: time.Millisecond, MaxDelay: time.Millisecond, Window: time.Minute, Lockout: 2}, clock.Now)
 	ts := startTestServerWith(t, Limits{}, nil, serverOptions{submission: true, authLimiter: lim})
 
 	c, br := dialFrom(t, ts.addr, "127.0.0.2")
@@ -112,7 +94,7 @@ func TestAuthLockout(t *testing.T) {
 	io.WriteString(c, "AUTH PLAIN "+alicePlain+"\r\n")
 	expectExact(t, br, "235 2.7.0 Authentication successful")
 
-	clock.advance(time.Minute)
+	clock.Advance(time.Minute)
 	c, br = dialFrom(t, ts.addr, "127.0.0.2")
 	greetedEHLO(t, c, br)
 	io.WriteString(c, "AUTH PLAIN "+alicePlain+"\r\n")
