@@ -83,23 +83,15 @@ func (in *instance) waitFailpoint(name string) {
 // fpIMAP is the smallest IMAP client the failpoint tests need: one command
 // at a time, replies without literals.
 type fpIMAP struct {
-	t   *testing.T
-	c   net.Conn
-	r   *bufio.Reader
+	*fpLines
 	tag int
 }
 
 func dialFpIMAP(t *testing.T, addr, user, pass string) *fpIMAP {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	s := &fpIMAP{t: t, c: c, r: bufio.NewReader(c)}
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	if line, err := s.r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "* OK") {
-		t.Fatalf("greeting %q %v", line, err)
+	s := &fpIMAP{fpLines: dialFpLines(t, addr)}
+	if line := s.send("", func(string) bool { return true }); !strings.HasPrefix(line, "* OK") {
+		t.Fatalf("greeting %q", line)
 	}
 	s.must("LOGIN %s %s", user, pass)
 	return s
@@ -388,23 +380,13 @@ func TestFailpointRename(t *testing.T) {
 
 // fpPOP3 runs one POP3 exchange: command, then the status line (and the
 // lines of a multi-line answer when multi).
-type fpPOP3 struct {
-	t *testing.T
-	c net.Conn
-	r *bufio.Reader
-}
+type fpPOP3 struct{ *fpLines }
 
 func dialFpPOP3(t *testing.T, addr string) *fpPOP3 {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	p := &fpPOP3{t: t, c: c, r: bufio.NewReader(c)}
-	if line, err := p.r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "+OK") {
-		t.Fatalf("greeting %q %v", line, err)
+	p := &fpPOP3{dialFpLines(t, addr)}
+	if line := p.send("", pop3Last); !strings.HasPrefix(line, "+OK") {
+		t.Fatalf("greeting %q", line)
 	}
 	p.must("USER " + fpUser)
 	p.must("PASS " + fpPass)
@@ -502,88 +484,23 @@ func TestFailpointPOP3Update(t *testing.T) {
 	}
 }
 
-// fpSink is a remote MX on loopback that accepts everything and counts each
-// message's X-Token.
-type fpSink struct {
-	ln     net.Listener
-	mu     sync.Mutex
-	tokens map[string]int
-}
-
-var fpTokenRE = regexp.MustCompile(`X-Token: (\S+)`)
-
-func newFpSink(t *testing.T, addr string) *fpSink {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Skipf("cannot listen on %s: %v", addr, err)
-	}
-	k := &fpSink{ln: ln, tokens: map[string]int{}}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go k.serve(c)
-		}
-	}()
-	return k
-}
-
-func (k *fpSink) serve(c net.Conn) {
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Minute))
-	r := bufio.NewReader(c)
-	fmt.Fprint(c, "220 sink.remote.test ESMTP\r\n")
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return
-		}
-		verb := strings.ToUpper(strings.Fields(line + " x")[0])
-		switch verb {
-		case "EHLO", "HELO":
-			fmt.Fprint(c, "250 sink.remote.test\r\n")
-		case "DATA":
-			fmt.Fprint(c, "354 go on\r\n")
-			var msg strings.Builder
-			for {
-				l, err := r.ReadString('\n')
-				if err != nil {
-					return
-				}
-				if l == ".\r\n" {
-					break
-				}
-				msg.WriteString(l)
-			}
-			if m := fpTokenRE.FindStringSubmatch(msg.String()); m != nil {
-				k.mu.Lock()
-				k.tokens[m[1]]++
-				k.mu.Unlock()
-			}
-			fmt.Fprint(c, "250 2.0.0 accepted\r\n")
-		case "QUIT":
-			fmt.Fprint(c, "221 2.0.0 bye\r\n")
-			return
-		default:
-			fmt.Fprint(c, "250 2.0.0 ok\r\n")
+// fpCount is how many messages with the X-Token the MX accepted for bob.
+func fpCount(mx *rbFakeMX, token string) int {
+	n := 0
+	for _, tx := range mx.delivered("bob@remote.test") {
+		if strings.Contains(tx.data, "X-Token: "+token+"\r\n") {
+			n++
 		}
 	}
+	return n
 }
 
-func (k *fpSink) count(token string) int {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.tokens[token]
-}
-
-// fpRemote starts a DNS server with remote.test's MX at a sink on
-// 127.0.0.5 and returns the options pointing posthorn at them.
-func fpRemote(t *testing.T) (*fpSink, []string) {
+// fpRemote starts a DNS server with remote.test's MX at the fake MX of
+// robustness_outbound_test.go on 127.0.0.5 and returns the options
+// pointing posthorn at them.
+func fpRemote(t *testing.T) (*rbFakeMX, []string) {
 	addr := freePortOn(t, "127.0.0.5")
-	sink := newFpSink(t, addr)
+	sink := rbNewFakeMX(t, addr)
 	_, port, _ := net.SplitHostPort(addr)
 	d := dnstest.New(t)
 	d.Set("remote.test", dns.TypeMX, dnstest.MX(10, "mx.remote.test"))
@@ -605,7 +522,7 @@ func TestFailpointRemoteAccepted(t *testing.T) {
 		t.Fatalf("sendmail: exit %d: %s", code, errOut)
 	}
 	in.waitFailpoint(failpoint.RemoteAccepted)
-	if n := sink.count("fp-1"); n != 1 {
+	if n := fpCount(sink, "fp-1"); n != 1 {
 		t.Fatalf("the sink has fp-1 %d times before the restart, want 1", n)
 	}
 	if out := in.mustCLI("", "queue", "list"); !strings.Contains(out, "bob@remote.test") {
@@ -614,7 +531,7 @@ func TestFailpointRemoteAccepted(t *testing.T) {
 	in.checkStore()
 	in.startWith("")
 	waitQueue(t, in, "the queue to drain", 30*time.Second, queueEmpty)
-	if n := sink.count("fp-1"); n != 2 {
+	if n := fpCount(sink, "fp-1"); n != 2 {
 		t.Fatalf("the sink has fp-1 %d times, want 2 (sent again after the crash)", n)
 	}
 	in.stop()
@@ -703,7 +620,7 @@ func TestFailpointSpoolFsyncError(t *testing.T) {
 	}
 	// Long enough for several retry_min rounds: no second copy.
 	time.Sleep(1500 * time.Millisecond)
-	if n := sink.count("fp-1"); n != 1 {
+	if n := fpCount(sink, "fp-1"); n != 1 {
 		t.Fatalf("the sink has fp-1 %d times while the queue cannot record, want 1", n)
 	}
 	err := sendOne(in.smtp, "a@example.net", []string{fpUser}, fpMessage(2))
@@ -714,7 +631,7 @@ func TestFailpointSpoolFsyncError(t *testing.T) {
 	in.checkStore()
 	in.startWith("")
 	waitQueue(t, in, "the queue to drain", 30*time.Second, queueEmpty)
-	if n := sink.count("fp-1"); n != 2 {
+	if n := fpCount(sink, "fp-1"); n != 2 {
 		t.Fatalf("the sink has fp-1 %d times after the restart, want 2", n)
 	}
 }
@@ -744,7 +661,7 @@ func TestFailpointSMTPDurableMixed(t *testing.T) {
 	if msgs := in.inbox(fpUser, "INBOX"); len(msgs) != 1 || !strings.Contains(string(msgs[0]), "X-Token: fp-1\r\n") {
 		t.Fatalf("INBOX has %d messages, want fp-1 once", len(msgs))
 	}
-	if n := sink.count("fp-1"); n < 1 {
+	if n := fpCount(sink, "fp-1"); n < 1 {
 		t.Fatal("the remote copy never arrived")
 	}
 }
