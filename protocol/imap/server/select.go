@@ -89,7 +89,11 @@ func (s *session) open(c *imap.Command, readOnly bool) error {
 			FlagList(append(slices.Clone(systemFlags), imap.FlagWildcard)).EndCode().SP().Text("Flags permitted").CRLF()
 	}
 	s.enc.StatusResponse("", imap.StatusOK, imap.Code("UIDVALIDITY "+itoa(info.UIDValidity)), "UIDs valid")
-	s.enc.StatusResponse("", imap.StatusOK, imap.Code("UIDNEXT "+itoa(info.UIDNext)), "Predicted next UID")
+	// The messages were read after the folder's record: a message
+	// appended in between is in EXISTS, so UIDNEXT must be above it
+	// (RFC 9051 2.3.1.1); messages after it arrive as EXISTS later.
+	uidNext := max(info.UIDNext, v.lastUID()+1)
+	s.enc.StatusResponse("", imap.StatusOK, imap.Code("UIDNEXT "+itoa(uidNext)), "Predicted next UID")
 	if s.rev2 {
 		// RFC 9051 6.3.2: a LIST response with the mailbox name.
 		entries, err := s.listEntries()
