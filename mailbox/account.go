@@ -130,15 +130,24 @@ func (a *Account) close() error {
 	return a.db.Close()
 }
 
-// view runs a read-only transaction.
+// view runs a read-only transaction. It returns only once the changes of
+// every commit the transaction saw are on the feed: bbolt shows a commit to
+// readers before OnCommit publishes it, and a session that read the store
+// must not be ahead of its subscription, or it could report what another
+// session's NOOP, begun later, does not yet report.
 func (a *Account) view(fn func(*bolt.Tx) error) error {
 	if a.closed.Load() {
 		return ErrClosed
 	}
-	err := a.db.View(fn)
+	var id int
+	err := a.db.View(func(tx *bolt.Tx) error {
+		id = tx.ID()
+		return fn(tx)
+	})
 	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		return ErrClosed
 	}
+	a.c.WaitCommitted(id)
 	return err
 }
 

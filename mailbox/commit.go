@@ -73,6 +73,15 @@ type Committer struct {
 	closed  bool  // Close was called: no new requests
 	failed  error // the commit error that failed the Committer
 	wg      sync.WaitGroup
+
+	// committing is the ID of the transaction inside tx.Commit, 0 when
+	// none. bbolt shows a commit to new readers as soon as it has written
+	// the meta page: before the fdatasync, before Commit returns and
+	// before the OnCommit functions run. WaitCommitted lets a reader that
+	// saw it wait for the rest (commitMu guards committing and done).
+	commitMu   sync.Mutex
+	committing int
+	done       chan struct{} // closed when committing is over
 }
 
 // Request states, so that a caller whose context ends can withdraw a request
@@ -300,7 +309,9 @@ func (c *Committer) commit(batch []*commitRequest) {
 		if err != nil {
 			_ = tx.Rollback()
 		} else {
+			c.beginCommit(tx.ID())
 			err = tx.Commit()
+			c.endCommit()
 		}
 		if err != nil {
 			if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
@@ -335,6 +346,34 @@ func (c *Committer) commit(batch []*commitRequest) {
 			r.done <- nil
 		}
 		return
+	}
+}
+
+func (c *Committer) beginCommit(id int) {
+	c.commitMu.Lock()
+	defer c.commitMu.Unlock()
+	c.committing, c.done = id, make(chan struct{})
+}
+
+func (c *Committer) endCommit() {
+	c.commitMu.Lock()
+	defer c.commitMu.Unlock()
+	close(c.done)
+	c.committing, c.done = 0, nil
+}
+
+// WaitCommitted returns once the transaction with the given ID (as
+// bolt.Tx.ID reports it to a reader), and every one before it, has
+// finished committing: Commit has returned and its OnCommit functions have
+// run. A reader calls it after its read transaction has ended (a commit
+// may need to remap the file, which waits for open transactions), so that
+// what it read is never ahead of what OnCommit functions published.
+func (c *Committer) WaitCommitted(id int) {
+	c.commitMu.Lock()
+	committing, done := c.committing, c.done
+	c.commitMu.Unlock()
+	if committing != 0 && id >= committing {
+		<-done
 	}
 }
 

@@ -89,6 +89,17 @@ func (s *Subscription) Overflowed() bool { return s.overflow.Load() }
 // applying a change must be idempotent: compare UIDs and MODSEQs).
 func (s *Subscription) ClearOverflow() bool { return s.overflow.Swap(false) }
 
+// Sync returns once every change published before the call is in the
+// channel. A publish hands a change to one subscriber after another, so
+// another subscriber may already be acting on a change this one has not
+// got yet; a subscriber calls Sync before draining its channel to be sure
+// it is not behind anything another has already seen.
+func (s *Subscription) Sync() {
+	f := s.feed
+	f.mu.Lock() // publish holds it while it hands changes out
+	defer f.mu.Unlock()
+}
+
 // Unsubscribe stops the subscription and closes its channel. It may be
 // called more than once.
 func (s *Subscription) Unsubscribe() {

@@ -113,6 +113,24 @@ func (s *session) fetchSome(uids []uint32, items []fetchItem, expunged *bool) er
 					v.modSeqs[i] = max(v.modSeqs[i], m.ModSeq)
 				}
 			}
+			// A message the STORE left alone was changed (\Seen set, or
+			// expunged) by another session after infos was read: its
+			// flags there are out of date, and the FLAGS sent with its
+			// BODY[] must include the \Seen it now has.
+			for _, uid := range unseen {
+				if seenNow[uid] {
+					continue
+				}
+				m, err := s.acct.Message(v.name, uid)
+				switch {
+				case errors.Is(err, mailbox.ErrNotFound):
+					delete(infos, uid)
+				case err != nil:
+					return storeError(err)
+				default:
+					infos[uid] = m
+				}
+			}
 		}
 	}
 	for n, uid := range uids {

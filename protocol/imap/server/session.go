@@ -171,6 +171,10 @@ type session struct {
 	rev2, utf8 bool // ENABLEd (RFC 5161)
 	sel        *view
 	saved      []uint32 // the SEARCHRES result "$" as UIDs (RFC 5182 2.1)
+	// ownChanges: while STORE takes in the feed after its own change, the
+	// MODSEQ of that change per UID, so the feed's copy of it is not
+	// reported back as another session's (cmdStore).
+	ownChanges map[uint32]uint64
 	bads       int
 	authFails  int
 	first      bool

@@ -75,9 +75,22 @@ func (s *session) cmdStore(c *imap.Command) error {
 	}
 	ctx, cancel := s.commandContext()
 	defer cancel()
-	if _, err := s.acct.StoreFlags(ctx, v.name, uids, op, flags); err != nil {
+	own, err := s.acct.StoreFlags(ctx, v.name, uids, op, flags)
+	if err != nil {
 		return storeError(err)
 	}
+	// Other sessions may have changed these messages since the changes
+	// were last taken in (when the command began), before or after this
+	// STORE. Take their changes in now, telling ours apart by MODSEQ, so
+	// that .SILENT does not hide them (RFC 9051 6.4.6 note: "the server
+	// SHOULD send an untagged FETCH response if a change to a message's
+	// flags from an external source is observed").
+	s.ownChanges = make(map[uint32]uint64, len(own))
+	for _, m := range own {
+		s.ownChanges[m.UID] = m.ModSeq
+	}
+	s.pollChanges()
+	s.ownChanges = nil
 	infos, err := s.messageInfos(uids)
 	if err != nil {
 		return storeError(err)
@@ -90,16 +103,18 @@ func (s *session) cmdStore(c *imap.Command) error {
 			expunged = true
 			continue
 		}
-		v.modSeqs[i] = max(v.modSeqs[i], m.ModSeq)
 		if silent {
 			// RFC 9051 6.4.6: .SILENT suppresses the FETCH for our own
 			// change; a change made elsewhere is still reported, with the
-			// flags as they are now.
+			// flags as they are now. Without one, the MODSEQ stays where
+			// the feed left it, so later changes still arrive.
 			if _, pending := v.changed[uid]; pending {
 				v.changed[uid] = m.Flags
+				v.modSeqs[i] = max(v.modSeqs[i], m.ModSeq)
 			}
 			continue
 		}
+		v.modSeqs[i] = max(v.modSeqs[i], m.ModSeq)
 		delete(v.changed, uid)
 		v.noteKeywords(m.Flags)
 		if v.newFlags {

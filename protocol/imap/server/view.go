@@ -116,11 +116,14 @@ func (s *session) resolve(set imap.SeqSet, uid bool) ([]uint32, error) {
 	return slices.Compact(out), nil
 }
 
-// pollChanges applies every change waiting on the feed, without blocking.
+// pollChanges applies every change waiting on the feed, without blocking
+// (but after any publish in progress has reached this session, so that it
+// never reports less than another session already has).
 func (s *session) pollChanges() {
 	if s.sub == nil {
 		return
 	}
+	s.sub.Sync()
 	for {
 		select {
 		case c, ok := <-s.sub.C():
@@ -176,6 +179,9 @@ func (s *session) applyChange(c mailbox.Change) {
 	case mailbox.ChangeFlags:
 		if i, ok := v.index(c.UID); ok && c.ModSeq > v.modSeqs[i] {
 			v.modSeqs[i] = c.ModSeq
+			if ms, own := s.ownChanges[c.UID]; own && ms == c.ModSeq {
+				return // this session's STORE, answered by cmdStore itself
+			}
 			v.changed[c.UID] = c.Flags
 		}
 	case mailbox.ChangeExpunge:
