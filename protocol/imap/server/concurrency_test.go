@@ -24,7 +24,7 @@ type hookedAccount struct {
 	mu          sync.Mutex
 	beforeStore func() // at the start of StoreFlags
 	afterStore  func() // after StoreFlags committed
-	afterScan func() // after Folder read the folder's record
+	afterScan   func() // after Folder read the folder's record
 }
 
 // take returns a hook and clears it.
