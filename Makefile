@@ -4,6 +4,8 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 BIN      := bin/posthorn
 FUZZTIME ?= 5m
 TORTURE_TIME ?= 30m
+IMAPCHECK_CLIENTS ?= 50
+IMAPCHECK_TIME ?= 5m
 
 # The embedded default for `make run`: loopback, unprivileged ports, data in ./var.
 DEV := -o hostname=localhost -o domains=localhost,example.test -o data_dir=./var \
@@ -14,7 +16,7 @@ DEV := -o hostname=localhost -o domains=localhost,example.test -o data_dir=./var
 DEMO_USER := demo@localhost
 DEMO_PASS := demo-password
 
-.PHONY: build run test fuzz torture bench vet clean
+.PHONY: build run test fuzz torture imapcheck bench vet clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/posthorn
@@ -50,6 +52,12 @@ fuzz:
 # (docs/reliability.md). `make test` runs it for 20 s.
 torture:
 	POSTHORN_TORTURE_TIME=$(TORTURE_TIME) $(GO) test -run '^TestTorture$$' -count=1 -timeout 0 -v ./cmd/posthorn/
+
+# The IMAP concurrency checker: IMAPCHECK_CLIENTS sessions on one account for
+# IMAPCHECK_TIME (default 50 for 5m). `make test` runs 10 for 12 s.
+imapcheck:
+	POSTHORN_IMAPCHECK_CLIENTS=$(IMAPCHECK_CLIENTS) POSTHORN_IMAPCHECK_TIME=$(IMAPCHECK_TIME) \
+		$(GO) test -run '^TestIMAPCheck$$' -count=1 -timeout 0 -v ./cmd/posthorn/
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
