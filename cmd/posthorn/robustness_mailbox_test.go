@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"posthorn/protocol/transcript"
 )
 
 // ROBUSTNESS.md rows for IMAP and POP3 against the binary: STARTTLS
@@ -56,7 +58,7 @@ func TestRobustHostileMIME(t *testing.T) {
 	for _, m := range msgs {
 		rbPeakGrowth(t, in, 64<<10, m.name, func() {
 			start := time.Now()
-			if r := rbSend(t, in.smtp, rbUser, m.body); !rbMatch("250 2.0.0 OK queued as *", r) {
+			if r := rbSend(t, in.smtp, rbUser, m.body); !transcript.Match("250 2.0.0 OK queued as *", r) {
 				t.Fatalf("%s: %q", m.name, r)
 			}
 			if d := time.Since(start); d > 10*time.Second {
@@ -288,12 +290,12 @@ func (c *rbConn) multiline() []string {
 func TestRobustPOP3AndIMAPSameMailbox(t *testing.T) {
 	in, pop3, imap := rbAllInstance(t)
 	for i := range 3 {
-		if r := rbSend(t, in.smtp, rbUser, fmt.Sprintf("Subject: m%d\r\n\r\nbody %d\r\n", i, i)); !rbMatch("250 2.0.0 OK queued as *", r) {
+		if r := rbSend(t, in.smtp, rbUser, fmt.Sprintf("Subject: m%d\r\n\r\nbody %d\r\n", i, i)); !transcript.Match("250 2.0.0 OK queued as *", r) {
 			t.Fatal(r)
 		}
 	}
 	p1, r := rbPOP3Login(t, pop3)
-	if !rbMatch("+OK Logged in, maildrop has 3 messages (* octets)", r) {
+	if !transcript.Match("+OK Logged in, maildrop has 3 messages (* octets)", r) {
 		t.Fatalf("first POP3 session: %q", r)
 	}
 	p1.send("UIDL\r\n")
@@ -334,7 +336,7 @@ func TestRobustPOP3AndIMAPSameMailbox(t *testing.T) {
 		p3.c.Close()
 		time.Sleep(20 * time.Millisecond)
 	}
-	if !rbMatch("+OK Logged in, maildrop has 3 messages (* octets)", r) {
+	if !transcript.Match("+OK Logged in, maildrop has 3 messages (* octets)", r) {
 		t.Fatalf("POP3 session after the drop: %q", r)
 	}
 	p3.send("UIDL\r\n")
@@ -358,7 +360,7 @@ func TestRobustPOP3AndIMAPSameMailbox(t *testing.T) {
 	im.skipTo("* 3 EXISTS")
 	im.skipTo("s OK [READ-WRITE] *")
 	p4, r := rbPOP3Login(t, pop3)
-	if !rbMatch("+OK Logged in, maildrop has 3 messages (* octets)", r) {
+	if !transcript.Match("+OK Logged in, maildrop has 3 messages (* octets)", r) {
 		t.Fatalf("POP3 session after the restart: %q", r)
 	}
 	p4.send("UIDL\r\n")

@@ -12,6 +12,7 @@ import (
 	"github.com/miekg/dns"
 
 	"posthorn/dnsmx/dnstest"
+	"posthorn/protocol/transcript"
 )
 
 // The "Outbound" rows of ROBUSTNESS.md that need a remote server which
@@ -206,7 +207,7 @@ func TestRobustOutboundRemoteFailures(t *testing.T) {
 
 	send := func(from, rcpt string) {
 		t.Helper()
-		if r := rbSendFrom(t, in.smtp, from, rcpt, "Subject: to "+rcpt+"\r\n\r\nbody\r\n"); !rbMatch("250 2.0.0 OK queued as *", r) {
+		if r := rbSendFrom(t, in.smtp, from, rcpt, "Subject: to "+rcpt+"\r\n\r\nbody\r\n"); !transcript.Match("250 2.0.0 OK queued as *", r) {
 			t.Fatalf("to %s from <%s>: %q", rcpt, from, r)
 		}
 	}

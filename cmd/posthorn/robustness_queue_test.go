@@ -18,6 +18,7 @@ import (
 	"github.com/miekg/dns"
 
 	"posthorn/dnsmx/dnstest"
+	"posthorn/protocol/transcript"
 	"posthorn/spool"
 )
 
@@ -36,7 +37,7 @@ func TestRobustMailLoop(t *testing.T) {
 	p := newRelayPair(t, true)
 	p.a.mustCLI("", "alias", "add", "loop@a.test", "loop@b.test")
 	p.b.mustCLI("", "alias", "add", "loop@b.test", "loop@a.test")
-	if r := rbSendFrom(t, p.a.smtp, "jsmith@b.test", "loop@a.test", "Subject: round and round\r\n\r\nbody\r\n"); !rbMatch("250 2.0.0 OK queued as *", r) {
+	if r := rbSendFrom(t, p.a.smtp, "jsmith@b.test", "loop@a.test", "Subject: round and round\r\n\r\nbody\r\n"); !transcript.Match("250 2.0.0 OK queued as *", r) {
 		t.Fatal(r)
 	}
 	// The loop has ended when the DSN is in jsmith's INBOX on b.test;

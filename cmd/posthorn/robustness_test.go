@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"posthorn/protocol/transcript"
 )
 
 // The rows of ROBUSTNESS.md ("Hostile and broken input", "Outbound",
@@ -73,7 +75,7 @@ func (c *rbConn) line() string {
 func (c *rbConn) expect(pattern string) string {
 	c.t.Helper()
 	l := c.line()
-	if !rbMatch(pattern, l) {
+	if !transcript.Match(pattern, l) {
 		c.t.Fatalf("got %q, want %q", rbShort(l), pattern)
 	}
 	return l
@@ -83,7 +85,7 @@ func (c *rbConn) expect(pattern string) string {
 func (c *rbConn) skipTo(pattern string) string {
 	c.t.Helper()
 	for {
-		if l := c.line(); rbMatch(pattern, l) {
+		if l := c.line(); transcript.Match(pattern, l) {
 			return l
 		}
 	}
@@ -119,27 +121,6 @@ func (c *rbConn) startTLS() {
 	c.br = bufio.NewReader(tc)
 }
 
-// rbMatch matches s against a pattern in which "*" matches any run of
-// characters and everything else matches itself.
-func rbMatch(pattern, s string) bool {
-	parts := strings.Split(pattern, "*")
-	if len(parts) == 1 {
-		return s == pattern
-	}
-	if !strings.HasPrefix(s, parts[0]) {
-		return false
-	}
-	s = s[len(parts[0]):]
-	for _, p := range parts[1 : len(parts)-1] {
-		i := strings.Index(s, p)
-		if i < 0 {
-			return false
-		}
-		s = s[i+len(p):]
-	}
-	return strings.HasSuffix(s, parts[len(parts)-1])
-}
-
 func rbShort(s string) string {
 	if len(s) > 200 {
 		return s[:200] + fmt.Sprintf("...(%d octets)", len(s))
@@ -161,7 +142,7 @@ func (c *rbConn) smtpReply() string {
 // smtpExpect reads a reply whose last line must match pattern.
 func (c *rbConn) smtpExpect(pattern string) {
 	c.t.Helper()
-	if l := c.smtpReply(); !rbMatch(pattern, l) {
+	if l := c.smtpReply(); !transcript.Match(pattern, l) {
 		c.t.Fatalf("got %q, want %q", rbShort(l), pattern)
 	}
 }
@@ -510,7 +491,7 @@ func TestRobustSMTPReceivedLimit(t *testing.T) {
 	if r := rbSend(t, in.smtp, rbUser, rbReceived(101)+"Subject: 101 hops\r\n\r\nbody\r\n"); r != "554 5.4.6 Too many hops (101 Received lines), mail loop suspected" {
 		t.Errorf("101 Received lines: %q", r)
 	}
-	if r := rbSend(t, in.smtp, rbUser, rbReceived(100)+"Subject: 100 hops\r\n\r\nbody\r\n"); !rbMatch("250 2.0.0 OK queued as *", r) {
+	if r := rbSend(t, in.smtp, rbUser, rbReceived(100)+"Subject: 100 hops\r\n\r\nbody\r\n"); !transcript.Match("250 2.0.0 OK queued as *", r) {
 		t.Errorf("100 Received lines: %q", r)
 	}
 	in.stop()

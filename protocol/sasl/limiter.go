@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"posthorn/protocol/netserve"
 )
 
 // Limiter defaults (DefaultLimiterConfig) and bounds.
@@ -35,10 +37,6 @@ const (
 	// LimiterRemember is how long an address that logged in as an identity
 	// stays exempt from the delays caused by that identity's failures.
 	LimiterRemember = 30 * 24 * time.Hour
-	// IPv6Prefix is the prefix length an IPv6 client is counted by: one
-	// host commonly holds a whole /64 (RFC 7421), and counting single
-	// addresses would let it rotate through them.
-	IPv6Prefix = 64
 )
 
 // LimiterConfig is the policy of a Limiter.
@@ -163,7 +161,7 @@ func (l *Limiter) Config() LimiterConfig { return l.cfg }
 
 // Locked reports whether attempts from ip are refused, and until when.
 func (l *Limiter) Locked(ip netip.Addr) (until time.Time, locked bool) {
-	k, ok := addrKey(ip)
+	k, ok := netserve.ClientKey(ip)
 	if !ok {
 		return time.Time{}, false
 	}
@@ -184,7 +182,7 @@ func (l *Limiter) Delay(ip netip.Addr, identity string) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var n int
-	ak, aok := addrKey(ip)
+	ak, aok := netserve.ClientKey(ip)
 	if aok {
 		if r := pruned(l.addrs, ak, now, l.cfg.Window); r != nil {
 			n = len(r.recent)
@@ -202,7 +200,7 @@ func (l *Limiter) Delay(ip netip.Addr, identity string) time.Duration {
 // this failure locked the address out.
 func (l *Limiter) Failure(ip netip.Addr, identity string) (lockedOut bool) {
 	now := l.now()
-	ak, aok := addrKey(ip)
+	ak, aok := netserve.ClientKey(ip)
 	ik, iok := identityKey(identity)
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -243,7 +241,7 @@ func (l *Limiter) Failure(ip netip.Addr, identity string) (lockedOut bool) {
 // failures between the two and remembers the address for the identity.
 func (l *Limiter) Success(ip netip.Addr, identity string) {
 	now := l.now()
-	ak, aok := addrKey(ip)
+	ak, aok := netserve.ClientKey(ip)
 	ik, iok := identityKey(identity)
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -362,21 +360,6 @@ func tagOf(b []byte, ok bool) uint32 {
 func addrTag(ak netip.Prefix, ok bool) uint32 {
 	ab := ak.Addr().As16()
 	return tagOf(append(ab[:], byte(ak.Bits())), ok)
-}
-
-// addrKey is the table key of a client address: the address itself for IPv4
-// (including IPv4-mapped IPv6), its /64 for IPv6.
-func addrKey(ip netip.Addr) (netip.Prefix, bool) {
-	if !ip.IsValid() {
-		return netip.Prefix{}, false
-	}
-	ip = ip.Unmap().WithZone("")
-	bits := 32
-	if ip.Is6() {
-		bits = IPv6Prefix
-	}
-	p, err := ip.Prefix(bits)
-	return p, err == nil
 }
 
 // identityKey is the table key of an identity: a hash of its lower-cased

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"posthorn/protocol/fakeclock"
+	"posthorn/protocol/netserve"
 )
 
 func newTestLimiter() (*Limiter, *fakeclock.Clock) {
@@ -205,7 +206,7 @@ func TestLimiterLockoutOff(t *testing.T) {
 		t.Fatalf("Delay = %v", got)
 	}
 	// The record keeps only as many failures as reach the cap.
-	k, _ := addrKey(ip1)
+	k, _ := netserve.ClientKey(ip1)
 	r, _ := l.addrs.get(k)
 	if len(r.recent) != l.slots || l.slots != 8 {
 		t.Fatalf("record holds %d failures, slots %d; want 8", len(r.recent), l.slots)
