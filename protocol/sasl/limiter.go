@@ -159,10 +159,11 @@ func NewLimiterWith(cfg LimiterConfig, now func() time.Time) *Limiter {
 // Config returns the policy in effect.
 func (l *Limiter) Config() LimiterConfig { return l.cfg }
 
-// Locked reports whether attempts from ip are refused, and until when.
+// Locked reports whether attempts from ip are refused, and until when. A
+// nil Limiter locks nothing out.
 func (l *Limiter) Locked(ip netip.Addr) (until time.Time, locked bool) {
 	k, ok := netserve.ClientKey(ip)
-	if !ok {
+	if l == nil || !ok {
 		return time.Time{}, false
 	}
 	now := l.now()

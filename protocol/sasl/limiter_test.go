@@ -356,3 +356,11 @@ func TestLimiterConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// The servers ask a Limiter they may not have: a nil one locks nobody out.
+func TestNilLimiterLocksNothing(t *testing.T) {
+	var l *Limiter
+	if _, locked := l.Locked(netip.MustParseAddr("192.0.2.1")); locked {
+		t.Error("a nil Limiter locked an address out")
+	}
+}

@@ -234,11 +234,8 @@ func (s *session) countAuthFailure(r error) error {
 // lockedOut reports whether the limiter refuses logins from the client's
 // address.
 func (s *session) lockedOut() bool {
-	if l := s.srv.cfg.Limiter; l != nil {
-		_, locked := l.Locked(s.remote.Addr())
-		return locked
-	}
-	return false
+	_, locked := s.srv.cfg.Limiter.Locked(s.remote.Addr())
+	return locked
 }
 
 // authLocked refuses a login from a locked-out address before the

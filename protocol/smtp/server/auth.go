@@ -60,10 +60,8 @@ func (s *session) cmdAUTH(arg string) error {
 		// RFC 4954 4: 504 for a mechanism that is not supported.
 		return smtp.R(smtp.CodeParamNotImpl, smtp.EnhInvalidArgs, "Unrecognized authentication type")
 	}
-	if l := s.srv.cfg.Limiter; l != nil {
-		if _, locked := l.Locked(s.info.RemoteAddr.Addr()); locked {
-			return s.authLocked(mech)
-		}
+	if _, locked := s.srv.cfg.Limiter.Locked(s.info.RemoteAddr.Addr()); locked {
+		return s.authLocked(mech)
 	}
 	srv, err := sasl.NewServer(mech, s.srv.cfg.Auth)
 	if err != nil {
