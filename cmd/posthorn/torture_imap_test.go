@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"posthorn/cmd/posthorn/internal/imapcheck"
 )
 
 // The torture test's IMAP worker: one per IMAP account, the only IMAP
@@ -345,10 +347,10 @@ func (r *tortureRun) imapExpunge(c *tortureIMAP, rng *rand.Rand, mb *tortureMail
 			r.model.setGone(mb.account, tok, tortureMaybeGone)
 		}
 	}
-	if _, err := c.run(`UID STORE `+tortureSeqString(chosen)+` +FLAGS.SILENT (\Deleted)`, nil); err != nil {
+	if _, err := c.run(`UID STORE `+imapcheck.FormatSet(chosen)+` +FLAGS.SILENT (\Deleted)`, nil); err != nil {
 		return err
 	}
-	cmd := "UID EXPUNGE " + tortureSeqString(chosen)
+	cmd := "UID EXPUNGE " + imapcheck.FormatSet(chosen)
 	if plain {
 		cmd = "EXPUNGE"
 	}
@@ -392,7 +394,7 @@ func (r *tortureRun) imapMove(c *tortureIMAP, rng *rand.Rand, mb *tortureMailbox
 	for _, uid := range uids {
 		f.msgs[uid].mayMove = true
 	}
-	cmd := "UID MOVE " + tortureSeqString(uids) + " " + destName
+	cmd := "UID MOVE " + imapcheck.FormatSet(uids) + " " + destName
 	res, err := c.run(cmd, nil)
 	if err != nil {
 		return err
@@ -401,8 +403,8 @@ func (r *tortureRun) imapMove(c *tortureIMAP, rng *rand.Rand, mb *tortureMailbox
 	fields := strings.Fields(args)
 	var src, dst []uint32
 	if len(fields) == 3 {
-		src, _ = tortureSeqSet(fields[1])
-		dst, _ = tortureSeqSet(fields[2])
+		src, _ = imapcheck.ExpandSet(fields[1])
+		dst, _ = imapcheck.ExpandSet(fields[2])
 	}
 	if len(fields) != 3 || fields[0] != strconv.FormatUint(uint64(dest.validity), 10) ||
 		len(src) != len(uids) || len(dst) != len(uids) {

@@ -200,46 +200,6 @@ func (r *tortureIMAPReply) code(name string) (string, bool) {
 	return "", false
 }
 
-// tortureSeqSet expands "3,5:7" into its numbers, in the order written.
-func tortureSeqSet(s string) ([]uint32, error) {
-	var out []uint32
-	for _, part := range strings.Split(s, ",") {
-		lo, hi, isRange := strings.Cut(part, ":")
-		a, err := strconv.ParseUint(lo, 10, 32)
-		if err != nil {
-			return nil, fmt.Errorf("sequence set %q", s)
-		}
-		b := a
-		if isRange {
-			if b, err = strconv.ParseUint(hi, 10, 32); err != nil {
-				return nil, fmt.Errorf("sequence set %q", s)
-			}
-		}
-		step := uint64(1)
-		if b < a {
-			step = ^uint64(0) // descending: RFC 9051 allows "7:5"
-		}
-		for n := a; ; n += step {
-			out = append(out, uint32(n))
-			if n == b {
-				break
-			}
-		}
-		if len(out) > 100000 {
-			return nil, fmt.Errorf("sequence set %q too large", s)
-		}
-	}
-	return out, nil
-}
-
-func tortureSeqString(uids []uint32) string {
-	parts := make([]string, len(uids))
-	for i, u := range uids {
-		parts[i] = strconv.FormatUint(uint64(u), 10)
-	}
-	return strings.Join(parts, ",")
-}
-
 var (
 	tortureFetchUIDRE   = regexp.MustCompile(`[( ]UID (\d+)`)
 	tortureFetchFlagsRE = regexp.MustCompile(`FLAGS \(([^)]*)\)`)

@@ -144,7 +144,7 @@ func TestNumberBeyondExists(t *testing.T) {
 }
 
 func fetchFlags(seqs ...uint32) *command {
-	return &command{kind: "FETCH", name: "FETCH", args: formatSet(seqs) + " (FLAGS)", noExpunge: true, folder: "INBOX", wantFlags: true, seqs: seqs}
+	return &command{kind: "FETCH", name: "FETCH", args: FormatSet(seqs) + " (FLAGS)", noExpunge: true, folder: "INBOX", wantFlags: true, seqs: seqs}
 }
 
 func TestNoExpungeDuringFetch(t *testing.T) {

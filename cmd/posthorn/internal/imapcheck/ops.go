@@ -185,7 +185,7 @@ func (c *client) uidsOf(seqs []uint32) []uint32 {
 // every UID of the view between the lowest and the highest.
 func (c *client) uidSet(uids []uint32) (string, []uint32) {
 	if len(uids) < 2 || c.rng.IntN(3) != 0 {
-		return formatSet(uids), uids
+		return FormatSet(uids), uids
 	}
 	lo, hi := uids[0], uids[len(uids)-1]
 	var out []uint32
@@ -300,7 +300,7 @@ func (c *client) opFetch(uid bool) {
 	case uid:
 		set, uids = c.uidSet(uids)
 	default:
-		set = formatSet(seqs)
+		set = FormatSet(seqs)
 	}
 	cmd.args = set + " " + items
 	cmd.targets = uids
@@ -339,7 +339,7 @@ func (c *client) opStore(uid bool) {
 	if silent {
 		item += ".SILENT"
 	}
-	set := formatSet(seqs)
+	set := FormatSet(seqs)
 	if uid {
 		set, uids = c.uidSet(uids)
 	}
@@ -421,7 +421,7 @@ func (c *client) opExpunge(uid bool) {
 		uids = append(uids, v.slots[c.rng.IntN(len(v.slots))].uid)
 		slices.Sort(uids)
 		uids = slices.Compact(uids)
-		cmd.args = formatSet(uids)
+		cmd.args = FormatSet(uids)
 		cmd.targets = uids
 	}
 	c.exec(cmd)
@@ -441,7 +441,7 @@ func (c *client) opCopy(move, uid bool) {
 	}
 	seqs := c.pickSeqs(3)
 	uids := c.uidsOf(seqs)
-	set := formatSet(seqs)
+	set := FormatSet(seqs)
 	if uid {
 		set, uids = c.uidSet(uids)
 	}

@@ -354,8 +354,8 @@ func (c *client) onCopyUID(r *response) {
 		return
 	}
 	validity, err1 := strconv.ParseUint(f[0], 10, 32)
-	src, err2 := parseSet(f[1])
-	dst, err3 := parseSet(f[2])
+	src, err2 := ExpandSet(f[1])
+	dst, err3 := ExpandSet(f[2])
 	if err1 != nil || err2 != nil || err3 != nil {
 		c.report(r, "COPYUID does not parse")
 		return

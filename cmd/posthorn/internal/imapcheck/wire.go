@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"posthorn/protocol/imap"
 )
 
 // The client side of the wire: a whole response is read (its literals
@@ -503,7 +505,7 @@ func (c *cursor) esearch() (*esearchData, error) {
 		val := c.atom()
 		switch name {
 		case "ALL":
-			set, err := parseSet(val)
+			set, err := ExpandSet(val)
 			if err != nil {
 				return nil, err
 			}
@@ -519,9 +521,11 @@ func (c *cursor) esearch() (*esearchData, error) {
 	return e, nil
 }
 
-// parseSet expands a sequence set without "*" ("1:3,7") into its numbers,
-// in the order given (RFC 4315 COPYUID pairs the two sets by position).
-func parseSet(s string) ([]uint32, error) {
+// ExpandSet expands a sequence set without "*" ("1:3,7") into its
+// numbers, in the order written: COPYUID pairs its two sets by position
+// (RFC 4315 3), so imap.SeqSet, which yields numbers ascending, would lose
+// the pairing.
+func ExpandSet(s string) ([]uint32, error) {
 	var out []uint32
 	for part := range strings.SplitSeq(s, ",") {
 		lo, hi, isRange := strings.Cut(part, ":")
@@ -552,26 +556,14 @@ func parseSet(s string) ([]uint32, error) {
 	return out, nil
 }
 
-// formatSet writes numbers as a compact sequence set ("1:3,7").
-func formatSet(nums []uint32) string {
+// FormatSet writes numbers as a compact sequence set ("1:3,7"), in
+// ascending order, each once.
+func FormatSet(nums []uint32) string {
 	nums = slices.Clone(nums)
 	slices.Sort(nums)
-	nums = slices.Compact(nums)
-	var b strings.Builder
-	for i := 0; i < len(nums); {
-		j := i
-		for j+1 < len(nums) && nums[j+1] == nums[j]+1 {
-			j++
-		}
-		if b.Len() > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.FormatUint(uint64(nums[i]), 10))
-		if j > i {
-			b.WriteByte(':')
-			b.WriteString(strconv.FormatUint(uint64(nums[j]), 10))
-		}
-		i = j + 1
+	var set imap.SeqSet
+	for _, n := range slices.Compact(nums) {
+		set.AddNum(n)
 	}
-	return b.String()
+	return set.String()
 }

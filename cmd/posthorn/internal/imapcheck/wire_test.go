@@ -57,16 +57,16 @@ func TestReadAndParseResponses(t *testing.T) {
 }
 
 func TestSets(t *testing.T) {
-	got, err := parseSet("1:3,7,10:9")
+	got, err := ExpandSet("1:3,7,10:9")
 	if err != nil || !slices.Equal(got, []uint32{1, 2, 3, 7, 10, 9}) {
 		t.Errorf("parseSet: %v %v", got, err)
 	}
-	if s := formatSet([]uint32{9, 1, 2, 3, 7, 10}); s != "1:3,7,9:10" {
+	if s := FormatSet([]uint32{9, 1, 2, 3, 7, 10}); s != "1:3,7,9:10" {
 		t.Errorf("formatSet: %q", s)
 	}
 	for _, bad := range []string{"", "0", "1:*", "a", "1,,2"} {
-		if _, err := parseSet(bad); err == nil {
-			t.Errorf("parseSet(%q) accepted", bad)
+		if _, err := ExpandSet(bad); err == nil {
+			t.Errorf("ExpandSet(%q) accepted", bad)
 		}
 	}
 }
